@@ -22,6 +22,15 @@ using shoal::fec::esi_count_max;
 
 constexpr std::size_t udp_payload_size = 1440;
 
+// Set when a benchmark could not run or a decode rebuilt wrong bytes: the program then
+// exits non-zero, so the smoke run in CI fails instead of printing a line nobody reads.
+bool g_failed = false;
+
+void fail(benchmark::State& state, const char* why) {
+    g_failed = true;
+    state.SkipWithError(why);
+}
+
 // Erasure patterns cycled through, so no benchmark times one lucky pattern.
 constexpr std::size_t pattern_count = 16;
 
@@ -85,7 +94,7 @@ void encode(benchmark::State& state) {
     const auto repair_count = static_cast<std::size_t>(state.range(1));
     auto c = shoal::fec::codec::create(k, udp_payload_size);
     if (!c) {
-        state.SkipWithError(c.err().describe().c_str());
+        fail(state, c.err().describe().c_str());
         return;
     }
     block b(k, 1);
@@ -98,7 +107,7 @@ void encode(benchmark::State& state) {
     }
     for (auto _ : state) {
         if (!c->encode(k, in.data(), esis.data(), esis.size(), out.data())) {
-            state.SkipWithError("encode failed");
+            fail(state, "encode failed");
             return;
         }
         benchmark::ClobberMemory();
@@ -118,7 +127,7 @@ void encode_new_esis(benchmark::State& state) {
     const auto repair_count = static_cast<std::size_t>(state.range(1));
     auto c = shoal::fec::codec::create(k, udp_payload_size);
     if (!c) {
-        state.SkipWithError(c.err().describe().c_str());
+        fail(state, c.err().describe().c_str());
         return;
     }
     block b(k, 1);
@@ -131,7 +140,7 @@ void encode_new_esis(benchmark::State& state) {
         first = (first + 1) % esi_span;
         std::iota(esis.begin(), esis.end(), static_cast<std::uint8_t>(k + first));
         if (!c->encode(k, in.data(), esis.data(), esis.size(), out.data())) {
-            state.SkipWithError("encode failed");
+            fail(state, "encode failed");
             return;
         }
         benchmark::ClobberMemory();
@@ -150,28 +159,28 @@ void decode_shrunk(benchmark::State& state) {
     const auto lost = static_cast<std::size_t>(state.range(1));
     auto c = shoal::fec::codec::create(k, udp_payload_size);
     if (!c) {
-        state.SkipWithError(c.err().describe().c_str());
+        fail(state, c.err().describe().c_str());
         return;
     }
     block b(k, 2);
     const auto original = b.symbols;
     const std::vector<pattern> patterns = make_patterns(*c, b, lost);
     if (patterns.empty()) {
-        state.SkipWithError("encode failed");
+        fail(state, "encode failed");
         return;
     }
     std::size_t next = 0;
     for (auto _ : state) {
         const pattern& p = patterns[next++ % pattern_count];
         if (!c->decode(k, b.source.data(), p.missing.data(), lost, p.repairs.data(), lost)) {
-            state.SkipWithError("decode failed");
+            fail(state, "decode failed");
             return;
         }
         benchmark::ClobberMemory();
     }
     if (!std::equal(b.symbols.begin(), b.symbols.begin() + static_cast<std::ptrdiff_t>(k),
                     original.begin())) {
-        state.SkipWithError("decode rebuilt wrong bytes");
+        fail(state, "decode rebuilt wrong bytes");
     }
     state.SetBytesProcessed(state.iterations() * b.source_bytes());
 }
@@ -184,14 +193,14 @@ void decode_naive(benchmark::State& state) {
     const auto lost = static_cast<std::size_t>(state.range(1));
     auto c = shoal::fec::codec::create(k, udp_payload_size);
     if (!c) {
-        state.SkipWithError(c.err().describe().c_str());
+        fail(state, c.err().describe().c_str());
         return;
     }
     block b(k, 2);
     const auto original = b.symbols;
     const std::vector<pattern> patterns = make_patterns(*c, b, lost);
     if (patterns.empty()) {
-        state.SkipWithError("encode failed");
+        fail(state, "encode failed");
         return;
     }
     std::vector<unsigned char> encode_matrix(esi_count_max * k);
@@ -225,7 +234,7 @@ void decode_naive(benchmark::State& state) {
                 reinterpret_cast<unsigned char*>(const_cast<std::byte*>(r.data));
         }
         if (gf_invert_matrix(received_matrix.data(), inverse.data(), static_cast<int>(k)) != 0) {
-            state.SkipWithError("singular matrix");
+            fail(state, "singular matrix");
             return;
         }
         for (std::size_t i = 0; i < lost; ++i) {
@@ -240,7 +249,7 @@ void decode_naive(benchmark::State& state) {
     }
     if (!std::equal(b.symbols.begin(), b.symbols.begin() + static_cast<std::ptrdiff_t>(k),
                     original.begin())) {
-        state.SkipWithError("decode rebuilt wrong bytes");
+        fail(state, "decode rebuilt wrong bytes");
     }
     state.SetBytesProcessed(state.iterations() * b.source_bytes());
 }
@@ -254,4 +263,12 @@ BENCHMARK(decode_naive)->Apply(decode_cases);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 1;
+    }
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return g_failed ? 1 : 0;
+}

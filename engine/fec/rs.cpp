@@ -282,35 +282,46 @@ status codec::decode(std::size_t k, std::byte* const* source, const std::uint8_t
     const int singular = gf_invert_matrix(a, a_inv, static_cast<int>(e));
     SHOAL_ASSERT_MSG(singular == 0, "fec decode: Cauchy submatrix of size {} is singular", e);
 
-    unsigned char* d = s.coefficients.get();
-    std::size_t present_count = 0;
+    // B = C[R][P], e x (k - e), into the submatrix scratch that the inversion consumed.
+    const std::size_t present_count = k - e;
+    unsigned char* b = a;
+    std::size_t column = 0;
     for (std::size_t j = 0; j < k; ++j) {
         if (lost.contains(static_cast<std::uint8_t>(j))) {
             continue;
         }
-        // Column of A^-1 * C[R][P] for present source j.
-        for (std::size_t i = 0; i < e; ++i) {
-            unsigned char sum = 0;
-            for (std::size_t l = 0; l < e; ++l) {
-                sum ^= gf_mul(a_inv[i * e + l], s.cauchy(repairs[l].esi, j));
-            }
-            d[i * k + present_count] = sum;
+        for (std::size_t l = 0; l < e; ++l) {
+            b[l * present_count + column] = s.cauchy(repairs[l].esi, j);
         }
-        s.inputs[present_count] = reinterpret_cast<unsigned char*>(source[j]);
-        ++present_count;
+        s.inputs[column] = reinterpret_cast<unsigned char*>(source[j]);
+        ++column;
     }
-    SHOAL_DASSERT(present_count == k - e);
-    for (std::size_t l = 0; l < e; ++l) {
+    SHOAL_DASSERT(column == present_count);
+
+    // D = [A^-1 * B | A^-1]. The product is itself a small erasure-code multiply (e rows of
+    // length k - e, combined by A^-1), so ISA-L's vector code does it: e*e*(k-e) scalar
+    // multiplies would cost as much as the symbol bytes at 5% loss.
+    unsigned char* d = s.coefficients.get();
+    s.tables_hold_encode = false;  // the tables scratch is about to hold decode rows
+    if (present_count > 0) {
+        unsigned char* b_rows[k_limit];
+        unsigned char* d_rows[k_limit];
         for (std::size_t i = 0; i < e; ++i) {
-            d[i * k + present_count + l] = a_inv[i * e + l];
+            b_rows[i] = b + i * present_count;
+            d_rows[i] = d + i * k;
         }
-        s.inputs[present_count + l] =
-            reinterpret_cast<unsigned char*>(const_cast<std::byte*>(repairs[l].data));
-        s.outputs[l] = reinterpret_cast<unsigned char*>(source[missing[l]]);
+        ec_init_tables(static_cast<int>(e), static_cast<int>(e), a_inv, s.tables.get());
+        ec_encode_data(static_cast<int>(present_count), static_cast<int>(e),
+                       static_cast<int>(e), s.tables.get(), b_rows, d_rows);
+    }
+    for (std::size_t i = 0; i < e; ++i) {
+        std::memcpy(d + i * k + present_count, a_inv + i * e, e);
+        s.inputs[present_count + i] =
+            reinterpret_cast<unsigned char*>(const_cast<std::byte*>(repairs[i].data));
+        s.outputs[i] = reinterpret_cast<unsigned char*>(source[missing[i]]);
     }
 
     ec_init_tables(static_cast<int>(k), static_cast<int>(e), d, s.tables.get());
-    s.tables_hold_encode = false;
     ec_encode_data(static_cast<int>(s.symbol_size), static_cast<int>(k), static_cast<int>(e),
                    s.tables.get(), s.inputs.get(), s.outputs.get());
     return ok();
