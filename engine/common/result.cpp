@@ -27,7 +27,9 @@ std::string_view errc_name(errc code) noexcept {
 error::error(errc code, int sys_errno, std::string_view context) noexcept
     : _code(code), _sys_errno(sys_errno) {
     const std::size_t n = context.size() < context_size_max ? context.size() : context_size_max;
-    std::memcpy(_context, context.data(), n);
+    if (n > 0) {
+        std::memcpy(_context, context.data(), n);
+    }
     _context_size = static_cast<std::uint16_t>(n);
 }
 

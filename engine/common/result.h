@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -121,18 +122,18 @@ template <>
 class [[nodiscard]] result<void> {
 public:
     result() noexcept = default;
-    result(error e) noexcept : _error(e), _failed(true) {}  // NOLINT: implicit by design
+    result(error e) noexcept : _error(e) {}  // NOLINT: implicit by design
 
-    bool has_value() const noexcept { return !_failed; }
-    explicit operator bool() const noexcept { return !_failed; }
+    bool has_value() const noexcept { return !_error.has_value(); }
+    explicit operator bool() const noexcept { return has_value(); }
     const shoal::error& err() const noexcept {
-        SHOAL_ASSERT(_failed);
-        return _error;
+        SHOAL_ASSERT(_error.has_value());
+        return *_error;
     }
 
 private:
-    shoal::error _error{errc::invalid_argument, {}};
-    bool _failed = false;
+    // Empty on success, so ok() builds and copies nothing of the error's context.
+    std::optional<shoal::error> _error;
 };
 
 using status = result<void>;
