@@ -520,11 +520,14 @@ std::size_t udp_uring::state::harvest(packet* out, std::size_t count) noexcept {
 
 void udp_uring::state::finish_op(std::uint32_t slot, int res) noexcept {
     send_op& op = ops[slot];
+    // ENOPROTOOPT: no UDP GSO in this kernel. EIO: the device cannot checksum the
+    // segments. EINVAL, or EMSGSIZE since Linux 6.11: a segment is larger than the path MTU
+    // (GSO never fragments, a plain send does).
     const bool gso_refused = op.gso && !gso_confirmed &&
-                             (res == -EIO || res == -EINVAL || res == -ENOPROTOOPT);
+                             (res == -EIO || res == -EINVAL || res == -ENOPROTOOPT ||
+                              res == -EMSGSIZE);
     if (gso_refused) {
-        // The kernel or the device cannot segment (no UDP GSO, no checksum offload, or a
-        // segment larger than the path MTU): send each packet on its own from now on.
+        // Send each packet on its own from now on.
         gso_active = false;
     }
     const bool again = gso_refused || res == -ENOBUFS || res == -EAGAIN || res == -EINTR;

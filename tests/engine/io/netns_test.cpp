@@ -1,0 +1,278 @@
+// udp_uring across a real link: two network namespaces joined by a veth pair, a sender in
+// one and two receivers in the other, all in one process (a socket keeps the namespace it
+// was made in, so the test enters each namespace only to create its endpoints).
+// Needs root and `ip netns`; skips otherwise. Namespace names carry the PID so parallel runs
+// do not clash, and they are removed on every exit path, signals included.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "io/udp_uring.h"
+#include "io_test_support.h"
+
+namespace shoal::io {
+namespace {
+
+using test::receive_numbered;
+using test::send_numbered;
+
+// The whole test gives up after this, well inside meson's timeout.
+constexpr std::int64_t test_budget_ns = 40 * time::ns_per_s;
+
+// Paths of the namespaces this process made, for the signal handler: it may only make
+// system calls, so it detaches and unlinks the bind mounts as `ip netns del` would.
+char g_netns_paths[2][64];
+int g_netns_path_count = 0;
+
+extern "C" void remove_netns_and_die(int signal_number) {
+    for (int i = 0; i < g_netns_path_count; ++i) {
+        umount2(g_netns_paths[i], MNT_DETACH);
+        unlink(g_netns_paths[i]);
+    }
+    std::signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+bool run(const std::string& command) {
+    const int status = std::system((command + " >/dev/null 2>&1").c_str());
+    return status == 0;
+}
+
+// Two namespaces joined by a veth pair: "shoal0" (10.77.1.1/16) in tx, "shoal1"
+// (10.77.1.2/16) in rx.
+class veth_pair {
+public:
+    veth_pair() {
+        const std::string pid = std::to_string(getpid());
+        _tx = "shoal-tx-" + pid;
+        _rx = "shoal-rx-" + pid;
+        remove();  // a leftover from a crashed run with a reused PID
+        std::snprintf(g_netns_paths[0], sizeof g_netns_paths[0], "/run/netns/%s", _tx.c_str());
+        std::snprintf(g_netns_paths[1], sizeof g_netns_paths[1], "/run/netns/%s", _rx.c_str());
+        g_netns_path_count = 2;
+        std::signal(SIGTERM, remove_netns_and_die);
+        std::signal(SIGINT, remove_netns_and_die);
+        _ok = run("ip netns add " + _tx) && run("ip netns add " + _rx) &&
+              run("ip link add shoal0 netns " + _tx + " type veth peer name shoal1 netns " + _rx) &&
+              run("ip -n " + _tx + " addr add 10.77.1.1/16 brd + dev shoal0") &&
+              run("ip -n " + _rx + " addr add 10.77.1.2/16 brd + dev shoal1") &&
+              run("ip -n " + _tx + " link set lo up") && run("ip -n " + _rx + " link set lo up") &&
+              run("ip -n " + _tx + " link set shoal0 up") &&
+              run("ip -n " + _rx + " link set shoal1 up");
+    }
+    ~veth_pair() {
+        remove();
+        g_netns_path_count = 0;
+        std::signal(SIGTERM, SIG_DFL);
+        std::signal(SIGINT, SIG_DFL);
+    }
+    veth_pair(const veth_pair&) = delete;
+    veth_pair& operator=(const veth_pair&) = delete;
+
+    bool ok() const { return _ok; }
+    const std::string& tx() const { return _tx; }
+    const std::string& rx() const { return _rx; }
+
+private:
+    void remove() {
+        run("ip netns del " + _tx);
+        run("ip netns del " + _rx);
+    }
+    std::string _tx;
+    std::string _rx;
+    bool _ok = false;
+};
+
+// Creates a udp_uring inside a namespace; the calling thread returns to its own after.
+result<std::unique_ptr<udp_uring>> create_in(const std::string& netns, const udp_config& c) {
+    const int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    const int there = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (home < 0 || there < 0 || setns(there, CLONE_NEWNET) != 0) {
+        const int saved = errno;
+        if (home >= 0) {
+            close(home);
+        }
+        if (there >= 0) {
+            close(there);
+        }
+        return error::format(errc::io, saved, "enter netns {}", netns);
+    }
+    auto io = udp_uring::create(c);
+    const bool back = setns(home, CLONE_NEWNET) == 0;
+    close(home);
+    close(there);
+    // Staying in the wrong namespace would spoil every test after this one.
+    SHOAL_ASSERT(back);
+    return io;
+}
+
+std::string skip_reason() {
+    if (geteuid() != 0) {
+        return "needs root to make network namespaces";
+    }
+    if (!run("ip netns list")) {
+        return "`ip netns` is not available";
+    }
+    return {};
+}
+
+std::string group_for_this_process() {
+    const unsigned pid = static_cast<unsigned>(getpid());
+    return "239.78." + std::to_string((pid >> 8) & 0xff) + "." + std::to_string(pid & 0xff);
+}
+
+struct endpoints {
+    std::unique_ptr<udp_uring> sender;
+    std::unique_ptr<udp_uring> receivers[2];
+};
+
+// Sends `total` numbered packets of the given sizes (cycled) in bursts, draining both
+// receivers between bursts so the veth backlog and the buffer rings never overflow, then
+// checks that every receiver got every byte.
+void send_and_check(endpoints& e, const std::vector<std::uint32_t>& cycle, std::size_t total,
+                    const time::deadline& give_up) {
+    constexpr std::size_t burst_count = 64;
+    std::vector<bool> seen[2] = {std::vector<bool>(total), std::vector<bool>(total)};
+    std::size_t received[2] = {0, 0};
+    std::size_t bad[2] = {0, 0};
+    std::vector<std::uint32_t> sizes;
+    packet rx[64];
+
+    auto drain = [&](std::int64_t timeout_ns) {
+        for (int r = 0; r < 2; ++r) {
+            for (;;) {
+                auto got = e.receivers[r]->recv_burst(rx, 64, timeout_ns);
+                ASSERT_TRUE(got) << got.err().describe();
+                for (std::size_t i = 0; i < *got; ++i) {
+                    const std::int64_t seq = test::check_packet(rx[i]);
+                    if (seq < 0 || static_cast<std::size_t>(seq) >= total ||
+                        seen[r][static_cast<std::size_t>(seq)]) {
+                        ++bad[r];
+                    } else {
+                        seen[r][static_cast<std::size_t>(seq)] = true;
+                        ++received[r];
+                    }
+                }
+                e.receivers[r]->release_burst(rx, *got);
+                if (*got == 0) {
+                    break;
+                }
+            }
+        }
+    };
+
+    std::size_t sent = 0;
+    while (sent < total && !give_up.expired()) {
+        sizes.clear();
+        for (std::size_t i = 0; i < burst_count && sent + i < total; ++i) {
+            sizes.push_back(cycle[(sent + i) % cycle.size()]);
+        }
+        std::string failure;
+        const std::size_t n = send_numbered(*e.sender, sizes, static_cast<std::uint32_t>(sent),
+                                            time::ns_per_s, &failure);
+        ASSERT_EQ(n, sizes.size()) << failure;
+        sent += n;
+        drain(0);
+        if (::testing::Test::HasFatalFailure()) {
+            return;
+        }
+    }
+    ASSERT_EQ(sent, total) << "ran out of time sending";
+    while ((received[0] < total || received[1] < total) && !give_up.expired()) {
+        drain(20 * time::ns_per_ms);
+        if (::testing::Test::HasFatalFailure()) {
+            return;
+        }
+    }
+    for (int r = 0; r < 2; ++r) {
+        EXPECT_EQ(received[r], total) << "receiver " << r;
+        EXPECT_EQ(bad[r], 0u) << "receiver " << r;
+        EXPECT_EQ(e.receivers[r]->stats().recv_truncated, 0u);
+    }
+    EXPECT_EQ(e.sender->stats().packets_sent, total);
+}
+
+result<endpoints> make_endpoints(const veth_pair& net, udp_config c) {
+    endpoints e;
+    c.interface_name = "shoal0";
+    c.loopback = false;
+    auto sender = create_in(net.tx(), c);
+    if (!sender) {
+        return sender.err();
+    }
+    e.sender = std::move(*sender);
+    c.interface_name = "shoal1";
+    for (auto& receiver : e.receivers) {
+        auto r = create_in(net.rx(), c);
+        if (!r) {
+            return r.err();
+        }
+        receiver = std::move(*r);
+    }
+    return e;
+}
+
+TEST(netns, two_receivers_get_every_byte_of_20000_packets) {
+    if (const std::string why = skip_reason(); !why.empty()) {
+        GTEST_SKIP() << why;
+    }
+    const time::deadline give_up = time::deadline::after_ns(test_budget_ns);
+    veth_pair net;
+    ASSERT_TRUE(net.ok()) << "could not set up namespaces " << net.tx() << " and " << net.rx();
+
+    udp_config c;
+    c.group = test::ipv4(group_for_this_process().c_str());
+    c.port = 47000;  // the namespaces are ours alone: any port will do
+    c.recv_buffer_count = 4096;
+    c.send_buffer_count = 1024;
+    auto e = make_endpoints(net, c);
+    ASSERT_TRUE(e) << e.err().describe();
+
+    // GSO runs of full-size packets with a short tail, and odd single sizes.
+    std::vector<std::uint32_t> cycle(40, 1472);
+    cycle.push_back(1000);
+    cycle.insert(cycle.end(), {8, 333, 1472, 64});
+    cycle.insert(cycle.end(), 18, 1200);
+    send_and_check(*e, cycle, 20000, give_up);
+    EXPECT_TRUE(e->sender->gso_active());
+    EXPECT_LT(e->sender->stats().send_calls, 20000u / 4);
+}
+
+// Segments larger than the link's MTU: the kernel refuses UDP GSO (EINVAL), udp_uring turns
+// it off and resends each packet on its own, which IP fragments and the receivers reassemble.
+TEST(netns, gso_refused_by_the_path_falls_back_without_loss) {
+    if (const std::string why = skip_reason(); !why.empty()) {
+        GTEST_SKIP() << why;
+    }
+    const time::deadline give_up = time::deadline::after_ns(test_budget_ns);
+    veth_pair net;
+    ASSERT_TRUE(net.ok()) << "could not set up namespaces " << net.tx() << " and " << net.rx();
+
+    udp_config c;
+    c.group = test::ipv4(group_for_this_process().c_str());
+    c.port = 47001;
+    c.payload_size_max = 3000;
+    c.recv_buffer_count = 1024;
+    c.send_buffer_count = 256;
+    auto e = make_endpoints(net, c);
+    ASSERT_TRUE(e) << e.err().describe();
+    ASSERT_TRUE(e->sender->gso_active());
+
+    const std::vector<std::uint32_t> cycle(32, 2000);
+    send_and_check(*e, cycle, 2000, give_up);
+    EXPECT_FALSE(e->sender->gso_active());
+}
+
+}  // namespace
+}  // namespace shoal::io
