@@ -1,0 +1,43 @@
+// Chunks for a session from plain bytes, and the receiver's check of each chunk before
+// it is written: the wire bytes must match the manifest's SHA-256, and must decode to
+// exactly raw_size bytes.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <zstd.h>
+
+#include "common/result.h"
+#include "wire/manifest.h"
+
+namespace shoal::session {
+
+struct prepared_session {
+    wire::session_manifest manifest;
+    std::vector<std::byte> manifest_bytes;
+    std::array<std::uint8_t, 32> manifest_sha256{};
+    std::vector<std::vector<std::byte>> chunk_wire;   // chunk i's wire bytes
+
+    // objects[0] = manifest, objects[i+1] = chunk i: what sender::create takes.
+    std::vector<std::span<const std::byte>> objects() const;
+};
+
+// Cuts `data` into chunks of chunk_size bytes and compresses each with zstd at `level`
+// (level 0: send raw) on `threads` threads; a chunk zstd cannot shrink is sent raw.
+result<prepared_session> prepare_session(std::span<const std::byte> data, std::size_t chunk_size,
+                                         int level, unsigned threads);
+
+// SHA-256 of bytes.
+std::array<std::uint8_t, 32> sha256_of(std::span<const std::byte> bytes) noexcept;
+
+// Checks wire bytes against their entry and decodes them into out (raw_size bytes).
+// Errors: corrupt (hash or decoded size mismatch). Nothing is written to out unless the
+// hash matched.
+status verify_and_decode(const wire::chunk_entry& entry, std::span<const std::byte> wire,
+                         std::span<std::byte> out, ZSTD_DCtx* dctx) noexcept;
+
+}  // namespace shoal::session
