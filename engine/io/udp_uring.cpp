@@ -59,6 +59,9 @@ constexpr std::int64_t send_full_wait_ns = 1 * time::ns_per_ms;
 constexpr std::int64_t shutdown_wait_ns = 200 * time::ns_per_ms;
 // Submission queue entries of the receive ring: the multishot recvmsg and a cancel.
 constexpr unsigned recv_sq_entry_count = 4;
+// Wake-ups one recv_burst call sleeps through at most. Each ends in a completion or the
+// deadline; the count only guards against completions that never carry a packet.
+constexpr int recv_wait_count_max = 1000;
 
 // send buffer ids carry this bit so release_burst can tell them from receive buffer ids.
 constexpr std::uint32_t send_buffer_tag = 1u << 31;
@@ -293,8 +296,10 @@ int init_ring(io_uring* ring, unsigned sq_entry_count, unsigned cq_entry_count) 
 
 status udp_uring::state::setup_recv() noexcept {
     recv_count = static_cast<std::uint32_t>(config.recv_buffer_count);
-    // Every buffer may sit in a CQE at once, plus the CQE that ends the multishot.
-    int ret = init_ring(&recv_ring, recv_sq_entry_count, 2 * recv_count);
+    // Every buffer may sit in a CQE at once, plus the CQE that ends the multishot; the
+    // kernel also wants at least as many CQ entries as SQ entries.
+    int ret = init_ring(&recv_ring, recv_sq_entry_count,
+                        std::max(2 * recv_count, 2 * recv_sq_entry_count));
     if (ret < 0) {
         return sys_error(ret, "io_uring_queue_init for receive (needs Linux 5.19 or later)");
     }
@@ -793,10 +798,7 @@ result<std::size_t> udp_uring::recv_burst(packet* out, std::size_t count,
     }
     const time::deadline give_up = time::deadline::after_ns(timeout_ns > 0 ? timeout_ns : 0);
     std::size_t n = 0;
-    // Each wait either yields a completion or ends at the deadline; the count bounds the
-    // loop even if the kernel keeps waking us with completions that carry no packet.
-    constexpr int wait_count_max = 1000;
-    for (int wait = 0; n == 0 && wait <= wait_count_max; ++wait) {
+    for (int wait = 0; n == 0 && wait <= recv_wait_count_max; ++wait) {
         if (!s.recv_armed && s.recv_held_count < s.recv_count) {
             SHOAL_RETURN_IF_ERROR(s.arm_recv());
         }

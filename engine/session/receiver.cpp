@@ -147,6 +147,10 @@ struct receiver::state {
         manifest_slot.object = 0;
         phase = receiver_phase::waiting_manifest;
         next_epoch_ns = now_ns;
+        // The first status (our join) at a random point of the interval: a room of PCs
+        // powered on together does not answer the first announce all at once.
+        std::uniform_int_distribution<std::int64_t> spread(0, std::max<std::int64_t>(a.feedback_interval_us, 1000) * 1000);
+        next_status_ns = now_ns + spread(rng);
         log::info("receiver {:08x}: joined session {:08x}: {} blocks of {} x {} bytes",
                   config.receiver_id, a.hdr.session_id, a.block_count, a.k_max, a.symbol_size);
         return ok();
@@ -580,7 +584,14 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
         s.last_announce_seq = a->hdr.seq;
         s.announce = *a;
         s.last_sender_ns = now_ns;
-        s.feedback_interval_ns = std::max<std::int64_t>(a->feedback_interval_us, 1000) * 1000;
+        const std::int64_t interval_ns = std::max<std::int64_t>(a->feedback_interval_us, 1000) * 1000;
+        if (interval_ns > s.feedback_interval_ns && s.next_status_ns != INT64_MAX &&
+            s.phase != receiver_phase::complete && s.phase != receiver_phase::failed) {
+            // The group grew: move our next status into the longer interval at once.
+            std::uniform_int_distribution<std::int64_t> spread(0, interval_ns);
+            s.next_status_ns = std::max(s.next_status_ns, now_ns + spread(s.rng));
+        }
+        s.feedback_interval_ns = interval_ns;
         if (a->phase == wire::session_phase::done &&
             (s.phase == receiver_phase::waiting_manifest || s.phase == receiver_phase::receiving)) {
             const std::size_t missing =
@@ -755,11 +766,11 @@ void receiver::chunk_done(std::uint32_t chunk, bool written, std::uint64_t raw_b
     s.release_slot(chunk);
     s.chunks_written++;
     s.stats.bytes_written += raw_bytes;
-    // Drain rate over windows of at least 100 ms.
+    // Drain rate over windows of at least 50 ms.
     s.drained_since += raw_bytes;
     if (s.drain_window_ns == 0) {
         s.drain_window_ns = now_ns;
-    } else if (now_ns - s.drain_window_ns >= 100'000'000) {
+    } else if (now_ns - s.drain_window_ns >= 50'000'000) {
         const double rate = static_cast<double>(s.drained_since) * 1e9 /
                             static_cast<double>(now_ns - s.drain_window_ns);
         s.drain_Bps = s.drain_Bps == 0 ? rate : 0.7 * s.drain_Bps + 0.3 * rate;

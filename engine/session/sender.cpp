@@ -67,6 +67,7 @@ struct sender::state {
     // Receivers and orders to them.
     std::vector<receiver_report> receivers;
     std::vector<std::uint32_t> control_queue;      // receiver ids owed a control packet
+    std::size_t announced_receivers = 0;           // group size in the last announce
 
     sender_stats stats;
 
@@ -302,6 +303,7 @@ std::size_t sender::produce(io::packet* out, std::size_t count, std::int64_t now
             a.block_count = s.layout.block_count();
             a.position = s.position;
             a.receiver_count = static_cast<std::uint32_t>(s.receivers.size());
+            s.announced_receivers = s.receivers.size();
             a.feedback_interval_us = s.feedback_interval_us();
             a.rate_bps = static_cast<std::uint64_t>(s.rate_bps);
             a.manifest_sha256 = s.manifest_sha256;
@@ -474,6 +476,11 @@ void sender::on_packet(std::span<const std::byte> bytes, std::uint32_t from_addr
         r->id = st->receiver_id;
         r->first_seen_ns = now_ns;
         log::info("sender: receiver {:08x} joined ({} known)", st->receiver_id, s.receivers.size());
+        // Tell the group its new size soon when it has grown by half: each receiver's share
+        // of the feedback budget shrinks, and a join storm must not flood us meanwhile.
+        if (s.receivers.size() >= s.announced_receivers + s.announced_receivers / 2 + 1) {
+            s.next_announce_ns = std::min(s.next_announce_ns, now_ns + s.config.feedback_interval_min_ns);
+        }
     }
     if (r != nullptr) {
         const bool was_complete = (r->flags & wire::status_flag_complete) != 0;
@@ -487,9 +494,11 @@ void sender::on_packet(std::span<const std::byte> bytes, std::uint32_t from_addr
         if (!was_complete && (st->flags & wire::status_flag_complete) != 0) {
             r->complete_ns = now_ns;
         }
+        // A drain rate of 0 is "not measured yet", not slow.
         if (s.config.rate_floor_kBps > 0 && !r->told_slow &&
-            (st->flags & wire::status_flag_lagging) != 0 &&
-            st->drain_rate_kBps < s.config.rate_floor_kBps && s.phase == wire::session_phase::main) {
+            (st->flags & wire::status_flag_lagging) != 0 && st->drain_rate_kBps > 0 &&
+            st->drain_rate_kBps < s.config.rate_floor_kBps &&
+            s.phase != wire::session_phase::waiting && (st->flags & wire::status_flag_complete) == 0) {
             r->told_slow = true;
             s.control_queue.push_back(r->id);
             log::warn("sender: receiver {:08x} drains {} kB/s, below the floor of {} kB/s: {}",
