@@ -274,5 +274,89 @@ TEST(netns, gso_refused_by_the_path_falls_back_without_loss) {
     EXPECT_FALSE(e->sender->gso_active());
 }
 
+// A slow link (tbf, 20 Mbit/s) behind a small socket send buffer: sendmsgs wait in the
+// kernel, the 256 send slots fill, and send_burst must then accept fewer and return at once
+// rather than block, with every accepted packet still delivered intact.
+TEST(netns, a_full_send_queue_accepts_fewer_and_never_blocks) {
+    if (const std::string why = skip_reason(); !why.empty()) {
+        GTEST_SKIP() << why;
+    }
+    if (!run("tc -V")) {
+        GTEST_SKIP() << "tc (iproute2) is not available";
+    }
+    const time::deadline give_up = time::deadline::after_ns(test_budget_ns);
+    veth_pair net;
+    ASSERT_TRUE(net.ok()) << "could not set up namespaces " << net.tx() << " and " << net.rx();
+    ASSERT_TRUE(run("ip netns exec " + net.tx() +
+                    " tc qdisc add dev shoal0 root tbf rate 20mbit burst 16kb limit 8mb"));
+
+    udp_config c;
+    c.group = test::ipv4(group_for_this_process().c_str());
+    c.port = 47002;
+    c.use_gso = false;
+    c.send_buffer_count = 1024;   // more buffers than send slots: the slots run out first
+    c.socket_buffer_bytes = 32 << 10;
+    c.recv_buffer_count = 2048;
+    auto e = make_endpoints(net, c);
+    ASSERT_TRUE(e) << e.err().describe();
+
+    constexpr std::size_t total = 1500;  // 2.2 MB: about 0.9 s at 20 Mbit/s
+    std::vector<bool> seen[2] = {std::vector<bool>(total), std::vector<bool>(total)};
+    std::size_t received[2] = {0, 0};
+    std::size_t bad = 0;
+    std::size_t sent = 0;
+    std::size_t partial_count = 0;
+    std::int64_t call_ns_max = 0;
+    packet tx[64];
+    packet rx[64];
+    auto drain = [&](std::int64_t timeout_ns) {
+        for (int r = 0; r < 2; ++r) {
+            auto got = e->receivers[r]->recv_burst(rx, 64, timeout_ns);
+            ASSERT_TRUE(got) << got.err().describe();
+            for (std::size_t i = 0; i < *got; ++i) {
+                const std::int64_t seq = test::check_packet(rx[i]);
+                if (seq < 0 || static_cast<std::size_t>(seq) >= total ||
+                    seen[r][static_cast<std::size_t>(seq)]) {
+                    ++bad;
+                } else {
+                    seen[r][static_cast<std::size_t>(seq)] = true;
+                    ++received[r];
+                }
+            }
+            e->receivers[r]->release_burst(rx, *got);
+        }
+    };
+    while (sent < total && !give_up.expired()) {
+        const std::size_t got = e->sender->alloc_burst(tx, std::min<std::size_t>(64, total - sent));
+        for (std::size_t i = 0; i < got; ++i) {
+            test::fill_packet(tx[i], static_cast<std::uint32_t>(sent + i), 1472);
+        }
+        const std::int64_t start_ns = time::monotonic_ns();
+        auto r = e->sender->send_burst(tx, got);
+        call_ns_max = std::max(call_ns_max, time::monotonic_ns() - start_ns);
+        ASSERT_TRUE(r) << r.err().describe();
+        if (*r < got) {
+            ++partial_count;
+            // Not accepted: still ours. Give them back; they are numbered again next time.
+            e->sender->release_burst(tx + *r, got - *r);
+        }
+        sent += *r;
+        drain(0);
+        ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    }
+    ASSERT_EQ(sent, total);
+    while ((received[0] < total || received[1] < total) && !give_up.expired()) {
+        drain(20 * time::ns_per_ms);
+        ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    }
+    RecordProperty("partial_accepts", static_cast<int>(partial_count));
+    RecordProperty("send_burst_us_max", static_cast<int>(call_ns_max / time::ns_per_us));
+    EXPECT_GT(partial_count, 0u) << "the send queue never filled: the test proved nothing";
+    EXPECT_LT(call_ns_max, 100 * time::ns_per_ms) << "send_burst blocked";
+    EXPECT_EQ(received[0], total);
+    EXPECT_EQ(received[1], total);
+    EXPECT_EQ(bad, 0u);
+}
+
 }  // namespace
 }  // namespace shoal::io
