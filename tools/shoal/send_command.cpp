@@ -1,0 +1,271 @@
+// shoal send FILE: stream a file (an image, a disk, anything) to a multicast group.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/times.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "session/chunks.h"
+#include "session/sender.h"
+#include "transfer_options.h"
+
+namespace shoal::cli {
+
+namespace {
+
+struct send_options {
+    transfer_options transfer;
+    std::string file;
+    std::string rate = "900M";
+    bool adaptive = false;
+    std::uint32_t receivers_min = 0;
+    std::string wait = "0s";
+    std::string chunk_size = "4M";
+    int level = 3;
+    unsigned k = 64;
+    std::string floor = "0";
+    std::string slow_policy = "catch-up";
+    std::string idle_timeout = "5s";
+};
+
+double cpu_seconds() {
+    tms t{};
+    times(&t);
+    return static_cast<double>(t.tms_utime + t.tms_stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::string address_text(std::uint32_t address) {
+    char text[INET_ADDRSTRLEN] = "?";
+    in_addr a{address};
+    inet_ntop(AF_INET, &a, text, sizeof text);
+    return text;
+}
+
+int run_send(const send_options& o) {
+    auto key = o.transfer.key();
+    auto udp = o.transfer.udp_config();
+    auto rate = parse_rate_bps(o.rate);
+    auto wait = parse_duration_ns(o.wait);
+    auto chunk = parse_size_bytes(o.chunk_size);
+    auto floor = parse_rate_bps(o.floor == "0" ? "100k" : o.floor);
+    auto idle = parse_duration_ns(o.idle_timeout);
+    for (const error* e : {key ? nullptr : &key.err(), udp ? nullptr : &udp.err(),
+                           rate ? nullptr : &rate.err(), wait ? nullptr : &wait.err(),
+                           chunk ? nullptr : &chunk.err(), floor ? nullptr : &floor.err(),
+                           idle ? nullptr : &idle.err()}) {
+        if (e != nullptr) {
+            std::fprintf(stderr, "shoal send: %s\n", e->describe().c_str());
+            return 2;
+        }
+    }
+    if (o.slow_policy != "catch-up" && o.slow_policy != "fall-back") {
+        std::fprintf(stderr, "shoal send: --slow-policy is catch-up or fall-back\n");
+        return 2;
+    }
+
+    const int fd = ::open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        std::fprintf(stderr, "shoal send: cannot open %s: %s\n", o.file.c_str(), std::strerror(errno));
+        return 1;
+    }
+    struct stat st{};
+    fstat(fd, &st);
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size == 0) {
+        std::fprintf(stderr, "shoal send: %s is empty: nothing to send\n", o.file.c_str());
+        return 1;
+    }
+    void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        std::fprintf(stderr, "shoal send: cannot map %s: %s\n", o.file.c_str(), std::strerror(errno));
+        return 1;
+    }
+
+    const double cpu_start = cpu_seconds();
+    const std::int64_t prepare_start = time::monotonic_ns();
+    auto prepared = session::prepare_session({static_cast<const std::byte*>(map), size}, *chunk,
+                                             o.level, std::thread::hardware_concurrency());
+    munmap(map, size);
+    if (!prepared) {
+        std::fprintf(stderr, "shoal send: %s\n", prepared.err().describe().c_str());
+        return 1;
+    }
+    std::uint64_t wire_bytes = 0;
+    for (const auto& c : prepared->chunk_wire) {
+        wire_bytes += c.size();
+    }
+    log::info("send: {} in {} chunks, {} on the wire (zstd level {}), prepared in {:.2f} s",
+              human_bytes(static_cast<double>(size)), prepared->chunk_wire.size(),
+              human_bytes(static_cast<double>(wire_bytes)), o.level,
+              static_cast<double>(time::monotonic_ns() - prepare_start) / 1e9);
+
+    session::sender_config sc;
+    std::random_device entropy;
+    sc.session_id = static_cast<std::uint32_t>(entropy()) | 1u;
+    sc.key = *key;
+    sc.k_max = static_cast<std::uint8_t>(o.k);
+    sc.symbol_size = static_cast<std::uint16_t>(udp->payload_size_max - wire::data_header_size);
+    sc.rate_bps = *rate;
+    sc.adaptive_rate = o.adaptive;
+    sc.receivers_min = o.receivers_min;
+    sc.wait_max_ns = *wait;
+    sc.idle_timeout_ns = *idle;
+    sc.rate_floor_kBps = o.floor == "0" ? 0 : static_cast<std::uint32_t>(*floor / 8 / 1000);
+    sc.slow_policy = o.slow_policy == "fall-back" ? session::slow_receiver_policy::fall_back
+                                                  : session::slow_receiver_policy::catch_up;
+    auto sender = session::sender::create(sc, prepared->objects(), prepared->manifest_sha256);
+    if (!sender) {
+        std::fprintf(stderr, "shoal send: %s\n", sender.err().describe().c_str());
+        return 1;
+    }
+    auto io = io::udp_uring::create(*udp);
+    if (!io) {
+        std::fprintf(stderr, "shoal send: %s\n", io.err().describe().c_str());
+        return 1;
+    }
+    log::info("send: session {:08x} to {}:{} at {} Mbit/s{}; waiting for {} receiver(s), at most {} s",
+              sc.session_id, o.transfer.group, o.transfer.port, sc.rate_bps / 1'000'000,
+              o.adaptive ? " (adaptive)" : "", sc.receivers_min,
+              static_cast<double>(sc.wait_max_ns) / 1e9);
+
+    constexpr std::size_t burst = 32;
+    io::packet packets[burst];
+    std::int64_t next_progress_ns = time::monotonic_ns() + time::ns_per_s;
+    const double cpu_sending = cpu_seconds();
+    while (!(*sender)->finished()) {
+        const std::int64_t now = time::monotonic_ns();
+        if ((*sender)->next_send_ns(now) <= now) {
+            const std::size_t got = (*io)->alloc_burst(packets, burst);
+            const std::size_t made = (*sender)->produce(packets, got, now);
+            std::size_t sent = 0;
+            while (sent < made) {
+                auto r = (*io)->send_burst(packets + sent, made - sent);
+                if (!r) {
+                    std::fprintf(stderr, "shoal send: %s\n", r.err().describe().c_str());
+                    return 1;
+                }
+                sent += *r;
+                if (*r == 0) {
+                    time::sleep_for_ns(20'000);  // the socket is full: let it drain
+                }
+            }
+            (*io)->release_burst(packets + made, got - made);
+        }
+        const std::int64_t wait_ns =
+            std::clamp<std::int64_t>((*sender)->next_send_ns(time::monotonic_ns()) - time::monotonic_ns(), 0, 1'000'000);
+        auto n = (*io)->recv_burst(packets, burst, wait_ns);
+        if (n) {
+            const std::int64_t at = time::monotonic_ns();
+            for (std::size_t i = 0; i < *n; ++i) {
+                (*sender)->on_packet({packets[i].data, packets[i].size}, packets[i].peer.sin_addr.s_addr, at);
+            }
+            (*io)->release_burst(packets, *n);
+        }
+        if (now >= next_progress_ns) {
+            next_progress_ns = now + time::ns_per_s;
+            std::size_t complete = 0;
+            for (const auto& r : (*sender)->receivers()) {
+                complete += (r.flags & wire::status_flag_complete) != 0;
+            }
+            const auto pos = (*sender)->position();
+            log::info("send: block {}/{} ({:.0f}%), {} receiver(s), {} complete, {} repairs sent",
+                      pos, (*sender)->block_count(), 100.0 * pos / (*sender)->block_count(),
+                      (*sender)->receivers().size(), complete, (*sender)->stats().repair_packets);
+        }
+    }
+
+    const auto& stats = (*sender)->stats();
+    const double seconds = static_cast<double>(stats.end_ns - stats.start_ns) / 1e9;
+    const double cpu_total = cpu_seconds() - cpu_start;
+    const double cpu_send = cpu_seconds() - cpu_sending;
+    std::size_t complete = 0;
+    nlohmann::json receivers = nlohmann::json::array();
+    for (const auto& r : (*sender)->receivers()) {
+        const bool done = (r.flags & wire::status_flag_complete) != 0;
+        complete += done;
+        const double t = done ? static_cast<double>(r.complete_ns - stats.start_ns) / 1e9 : 0;
+        receivers.push_back({{"id", fmt::format("{:08x}", r.id)},
+                             {"address", address_text(r.address)},
+                             {"complete", done},
+                             {"failed", (r.flags & wire::status_flag_failed) != 0},
+                             {"told_slow", r.told_slow},
+                             {"bytes_written", r.bytes_written},
+                             {"seconds", t},
+                             {"rate_Bps", t > 0 ? static_cast<double>(r.bytes_written) / t : 0},
+                             {"loss_ppm", r.loss_ppm},
+                             {"blocks_asked", r.blocks_asked}});
+    }
+    if (o.transfer.json) {
+        nlohmann::json j = {{"bytes", size},
+                            {"wire_bytes", wire_bytes},
+                            {"seconds", seconds},
+                            {"rate_Bps", seconds > 0 ? static_cast<double>(size) / seconds : 0},
+                            {"source_packets", stats.source_packets},
+                            {"proactive_packets", stats.proactive_packets},
+                            {"repair_packets", stats.repair_packets},
+                            {"statuses_received", stats.statuses_received},
+                            {"cpu_seconds", cpu_total},
+                            {"cpu_seconds_sending", cpu_send},
+                            {"receivers", receivers}};
+        std::printf("%s\n", j.dump().c_str());
+    }
+    std::fprintf(stderr,
+                 "shoal send: %s in %.2f s (%s), %zu of %zu receiver(s) complete; %llu source, "
+                 "%llu proactive, %llu repair packets; cpu %.2f s\n",
+                 human_bytes(static_cast<double>(size)).c_str(), seconds,
+                 human_rate(seconds > 0 ? static_cast<double>(size) / seconds : 0).c_str(), complete,
+                 (*sender)->receivers().size(), static_cast<unsigned long long>(stats.source_packets),
+                 static_cast<unsigned long long>(stats.proactive_packets),
+                 static_cast<unsigned long long>(stats.repair_packets), cpu_total);
+    for (const auto& r : receivers) {
+        std::fprintf(stderr, "  %s %-15s %-9s %10s in %6.2f s  loss %.2f%%%s\n",
+                     r["id"].get<std::string>().c_str(), r["address"].get<std::string>().c_str(),
+                     r["complete"].get<bool>() ? "complete" : (r["failed"].get<bool>() ? "FAILED" : "incomplete"),
+                     human_bytes(r["bytes_written"].get<double>()).c_str(), r["seconds"].get<double>(),
+                     r["loss_ppm"].get<double>() / 1e4, r["told_slow"].get<bool>() ? "  (below floor)" : "");
+    }
+    return complete == (*sender)->receivers().size() && complete >= o.receivers_min ? 0 : 1;
+}
+
+}  // namespace
+
+void add_send_command(CLI::App& app, command_set& commands) {
+    auto opts = std::make_shared<send_options>();
+    auto* sub = app.add_subcommand("send", "stream a file or image to a multicast group");
+    sub->add_option("file", opts->file, "what to send (image file, disk, any file)")->required();
+    opts->transfer.add_to(*sub);
+    sub->add_option("--rate", opts->rate, "pace, IP-layer bits/s (950M, 1G)")->capture_default_str();
+    sub->add_flag("--adaptive", opts->adaptive, "lower or raise the rate with receivers' loss");
+    sub->add_option("--receivers,-n", opts->receivers_min, "start when this many receivers joined")
+        ->capture_default_str();
+    sub->add_option("--wait", opts->wait, "...or after this long (10s, 2m)")->capture_default_str();
+    sub->add_option("--chunk-size", opts->chunk_size, "bytes per chunk before compression")
+        ->capture_default_str();
+    sub->add_option("--level", opts->level, "zstd level (0: send raw)")->capture_default_str();
+    sub->add_option("--k", opts->k, "source symbols per FEC block (1..128)")
+        ->check(CLI::Range(1, 128))->capture_default_str();
+    sub->add_option("--floor", opts->floor,
+                    "receivers whose disk drains below this rate (bits/s) stop setting the pace")
+        ->capture_default_str();
+    sub->add_option("--slow-policy", opts->slow_policy,
+                    "what receivers below the floor are told: catch-up or fall-back (to unicast)")
+        ->capture_default_str();
+    sub->add_option("--idle-timeout", opts->idle_timeout,
+                    "end the catch-up pass when no receiver has spoken for this long")
+        ->capture_default_str();
+    commands.add(sub, [opts] { return run_send(*opts); });
+}
+
+}  // namespace shoal::cli
