@@ -395,8 +395,8 @@ struct receiver::state {
         release_slot(chunk);
     }
 
+    // Every packet of the sender's counts here (data, announce, control: one counter).
     void note_sequence(std::uint32_t seq_no) {
-        stats.data_packets++;
         if (!seq_started) {
             seq_started = true;
             seq_low = seq_high = seq_no;
@@ -581,6 +581,7 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
             return;  // a session does not change shape
         }
         s.announce_seen = true;
+        s.note_sequence(a->hdr.seq);
         s.last_announce_seq = a->hdr.seq;
         s.announce = *a;
         s.last_sender_ns = now_ns;
@@ -612,6 +613,7 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
             return;
         }
         s.last_sender_ns = now_ns;
+        s.stats.data_packets++;
         s.note_sequence(d->hdr.seq);
         if (static_cast<std::int64_t>(d->block) > static_cast<std::int64_t>(s.highest_block) &&
             (d->flags & wire::data_flag_catch_up) == 0) {
@@ -641,7 +643,11 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
     }
     case wire::packet_type::control: {
         auto c = wire::decode_control(bytes, s.config.key);
-        if (!c || c->receiver_id != s.config.receiver_id) {
+        if (!c) {
+            return;
+        }
+        s.note_sequence(c->hdr.seq);
+        if (c->receiver_id != s.config.receiver_id) {
             return;
         }
         s.last_sender_ns = now_ns;
