@@ -70,7 +70,8 @@ void bm_loopback_send_receive(benchmark::State& state) {
         std::size_t received = 0;
         const shoal::time::deadline give_up = shoal::time::deadline::after_ns(burst_timeout_ns);
         while (received < sent) {
-            auto r = io.recv_burst(rx, burst_count, give_up.remaining_ns(shoal::time::monotonic_ns()));
+            auto r =
+                io.recv_burst(rx, burst_count, give_up.remaining_ns(shoal::time::monotonic_ns()));
             if (!r || *r == 0) {
                 state.SkipWithError(r ? "packets lost on loopback" : r.err().describe().c_str());
                 return;

@@ -69,6 +69,8 @@ constexpr unsigned recv_buffer_group = 0;
 // user_data of the multishot recvmsg and of its cancel, on the receive ring.
 constexpr std::uint64_t recv_user_data = 1;
 constexpr std::uint64_t cancel_user_data = 2;
+// user_data of the shutdown's cancel on the send ring (slots use 0..op_count).
+constexpr std::uint64_t send_cancel_user_data = UINT64_MAX;
 
 constexpr std::size_t recv_header_size = sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in);
 constexpr std::size_t cache_line_size = 64;
@@ -94,8 +96,9 @@ struct send_op {
     bool gso = false;
 };
 
-// A packet that the kernel asked us to send again.
-struct retry_item {
+// A packet on its way into a sendmsg: new from the caller, or one the kernel asked us to
+// send again.
+struct send_item {
     std::uint32_t buffer_index;
     std::uint32_t size;
 };
@@ -136,7 +139,7 @@ struct udp_uring::state {
     std::unique_ptr<std::uint32_t[]> free_ops;  // stack of free slot indices
     std::size_t op_count = 0;
     std::size_t free_op_count = 0;
-    std::unique_ptr<retry_item[]> retry;  // FIFO, capacity send_buffer_count: it cannot fill
+    std::unique_ptr<send_item[]> retry;  // FIFO, capacity send_buffer_count: it cannot fill
     std::size_t retry_capacity = 0;
     std::size_t retry_head = 0;
     std::size_t retry_count = 0;
@@ -145,7 +148,7 @@ struct udp_uring::state {
     bool send_error_pending = false;
     error send_error{errc::io, {}};
 
-    explicit state(buffer_pool pool) noexcept : send_pool(std::move(pool)) {}
+    explicit state(buffer_pool&& pool) noexcept : send_pool(std::move(pool)) {}
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state();
@@ -160,8 +163,8 @@ struct udp_uring::state {
 
     void reap_sends() noexcept;
     void finish_op(std::uint32_t slot, int res) noexcept;
-    std::size_t group_size(const retry_item* items, std::size_t count) const noexcept;
-    void queue_op(const retry_item* items, std::size_t count) noexcept;
+    std::size_t group_size(const send_item* items, std::size_t count) const noexcept;
+    void queue_op(const send_item* items, std::size_t count) noexcept;
     void drain_retry() noexcept;
     status submit_sends() noexcept;
     void shutdown() noexcept;
@@ -189,8 +192,8 @@ status set_buffer_size(int fd, int force_name, int name, std::size_t bytes, cons
         return ok();
     }
     if (errno != EPERM) {
-        return error::format(errc::io, errno, "setsockopt {}FORCE {} bytes on {}:{}", what,
-                             value, group.text, port);
+        return error::format(errc::io, errno, "setsockopt {}FORCE {} bytes on {}:{}", what, value,
+                             group.text, port);
     }
     return set_int_option(fd, SOL_SOCKET, name, value, what, group, port);
 }
@@ -218,12 +221,10 @@ status udp_uring::state::open_socket() noexcept {
     // Several receivers on one host bind the same group and port.
     SHOAL_RETURN_IF_ERROR(
         set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", group, config.port));
-    SHOAL_RETURN_IF_ERROR(set_buffer_size(fd, SO_RCVBUFFORCE, SO_RCVBUF,
-                                          config.socket_buffer_bytes, "SO_RCVBUF", group,
-                                          config.port));
-    SHOAL_RETURN_IF_ERROR(set_buffer_size(fd, SO_SNDBUFFORCE, SO_SNDBUF,
-                                          config.socket_buffer_bytes, "SO_SNDBUF", group,
-                                          config.port));
+    SHOAL_RETURN_IF_ERROR(set_buffer_size(fd, SO_RCVBUFFORCE, SO_RCVBUF, config.socket_buffer_bytes,
+                                          "SO_RCVBUF", group, config.port));
+    SHOAL_RETURN_IF_ERROR(set_buffer_size(fd, SO_SNDBUFFORCE, SO_SNDBUF, config.socket_buffer_bytes,
+                                          "SO_SNDBUF", group, config.port));
 
     // Bound to the group, the socket hears only that group; a unicast "group" (tests) is
     // the peer's address, so we listen on every local address.
@@ -264,9 +265,8 @@ status udp_uring::state::open_socket() noexcept {
     }
     SHOAL_RETURN_IF_ERROR(set_int_option(fd, IPPROTO_IP, IP_MULTICAST_TTL, config.ttl,
                                          "IP_MULTICAST_TTL", group, config.port));
-    SHOAL_RETURN_IF_ERROR(set_int_option(fd, IPPROTO_IP, IP_MULTICAST_LOOP,
-                                         config.loopback ? 1 : 0, "IP_MULTICAST_LOOP", group,
-                                         config.port));
+    SHOAL_RETURN_IF_ERROR(set_int_option(fd, IPPROTO_IP, IP_MULTICAST_LOOP, config.loopback ? 1 : 0,
+                                         "IP_MULTICAST_LOOP", group, config.port));
     return ok();
 }
 
@@ -279,8 +279,8 @@ namespace {
 // for kernels older than 5.19.
 int init_ring(io_uring* ring, unsigned sq_entry_count, unsigned cq_entry_count) noexcept {
     io_uring_params params{};
-    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
-                   IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL |
+                   IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     params.cq_entries = cq_entry_count;
     int ret = io_uring_queue_init_params(sq_entry_count, ring, &params);
     if (ret == -EINVAL) {
@@ -353,8 +353,8 @@ status udp_uring::state::setup_recv() noexcept {
 
 status udp_uring::state::setup_send() noexcept {
     op_count = std::min(config.send_buffer_count, send_op_count_max);
-    int ret = init_ring(&send_ring, static_cast<unsigned>(op_count),
-                        static_cast<unsigned>(2 * op_count));
+    int ret =
+        init_ring(&send_ring, static_cast<unsigned>(op_count), static_cast<unsigned>(2 * op_count));
     if (ret < 0) {
         return sys_error(ret, "io_uring_queue_init for send");
     }
@@ -362,7 +362,7 @@ status udp_uring::state::setup_send() noexcept {
     ops.reset(new (std::nothrow) send_op[op_count]);
     free_ops.reset(new (std::nothrow) std::uint32_t[op_count]);
     retry_capacity = config.send_buffer_count;
-    retry.reset(new (std::nothrow) retry_item[retry_capacity]);
+    retry.reset(new (std::nothrow) send_item[retry_capacity]);
     if (!ops || !free_ops || !retry) {
         return error(errc::no_space, "cannot allocate send operations");
     }
@@ -403,8 +403,16 @@ void udp_uring::state::shutdown() noexcept {
             io_uring_cqe_seen(&recv_ring, cqe);
         }
     }
-    // Sends in flight read from the pool's buffers.
+    // Sends in flight read from the pool's buffers. Those waiting for socket buffer space
+    // would wait forever: cancel them, then wait for every slot to come back.
     if (send_ring_ready) {
+        if (free_op_count < op_count) {
+            if (io_uring_sqe* sqe = io_uring_get_sqe(&send_ring)) {
+                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+                io_uring_sqe_set_data64(sqe, send_cancel_user_data);
+                io_uring_submit(&send_ring);
+            }
+        }
         while (free_op_count < op_count && !give_up.expired()) {
             io_uring_cqe* cqe = nullptr;
             const std::int64_t left_ns = give_up.remaining_ns(time::monotonic_ns());
@@ -463,7 +471,8 @@ std::size_t udp_uring::state::harvest(packet* out, std::size_t count) noexcept {
     std::size_t n = 0;
     io_uring_cqe* cqes[cqe_batch_max];
     while (n < count && !recv_error_pending) {
-        const unsigned want = static_cast<unsigned>(std::min<std::size_t>(count - n, cqe_batch_max));
+        const unsigned want =
+            static_cast<unsigned>(std::min<std::size_t>(count - n, cqe_batch_max));
         const unsigned got = io_uring_peek_batch_cqe(&recv_ring, cqes, want);
         if (got == 0) {
             break;
@@ -528,9 +537,9 @@ void udp_uring::state::finish_op(std::uint32_t slot, int res) noexcept {
     // ENOPROTOOPT: no UDP GSO in this kernel. EIO: the device cannot checksum the
     // segments. EINVAL, or EMSGSIZE since Linux 6.11: a segment is larger than the path MTU
     // (GSO never fragments, a plain send does).
-    const bool gso_refused = op.gso && !gso_confirmed &&
-                             (res == -EIO || res == -EINVAL || res == -ENOPROTOOPT ||
-                              res == -EMSGSIZE);
+    const bool gso_refused =
+        op.gso && !gso_confirmed &&
+        (res == -EIO || res == -EINVAL || res == -ENOPROTOOPT || res == -EMSGSIZE);
     if (gso_refused) {
         // Send each packet on its own from now on.
         gso_active = false;
@@ -541,7 +550,7 @@ void udp_uring::state::finish_op(std::uint32_t slot, int res) noexcept {
             // Cannot overflow: the FIFO holds as many items as there are send buffers.
             SHOAL_ASSERT(retry_count < retry_capacity);
             retry[(retry_head + retry_count) % retry_capacity] =
-                retry_item{op.buffer_index[i], static_cast<std::uint32_t>(op.iov[i].iov_len)};
+                send_item{op.buffer_index[i], static_cast<std::uint32_t>(op.iov[i].iov_len)};
             ++retry_count;
         }
     } else {
@@ -570,6 +579,9 @@ void udp_uring::state::reap_sends() noexcept {
         const unsigned got = io_uring_peek_batch_cqe(&send_ring, cqes, cqe_batch_max);
         for (unsigned i = 0; i < got; ++i) {
             const std::uint64_t slot = io_uring_cqe_get_data64(cqes[i]);
+            if (slot == send_cancel_user_data) {
+                continue;
+            }
             SHOAL_ASSERT(slot < op_count);
             finish_op(static_cast<std::uint32_t>(slot), cqes[i]->res);
         }
@@ -582,13 +594,13 @@ void udp_uring::state::reap_sends() noexcept {
 
 // How many of items[0..count) go into one sendmsg: a run of equal sizes, plus one shorter
 // last segment, within the GSO limits. 1 when GSO is off or nothing batches.
-std::size_t udp_uring::state::group_size(const retry_item* items,
-                                         std::size_t count) const noexcept {
+std::size_t udp_uring::state::group_size(const send_item* items, std::size_t count) const noexcept {
     if (!gso_active || count < 2 || items[0].size == 0) {
         return 1;
     }
     const std::size_t segment_size = items[0].size;
-    const std::size_t limit = std::min({gso_segment_count_max, gso_bytes_max / segment_size, count});
+    const std::size_t limit =
+        std::min({gso_segment_count_max, gso_bytes_max / segment_size, count});
     std::size_t n = 1;
     while (n < limit && items[n].size == segment_size) {
         ++n;
@@ -600,7 +612,7 @@ std::size_t udp_uring::state::group_size(const retry_item* items,
 }
 
 // Puts items[0..count) into one free slot and queues its sendmsg (not yet submitted).
-void udp_uring::state::queue_op(const retry_item* items, std::size_t count) noexcept {
+void udp_uring::state::queue_op(const send_item* items, std::size_t count) noexcept {
     SHOAL_DASSERT(free_op_count > 0 && count >= 1 && count <= gso_segment_count_max);
     const std::uint32_t slot = free_ops[--free_op_count];
     send_op& op = ops[slot];
@@ -634,7 +646,7 @@ void udp_uring::state::queue_op(const retry_item* items, std::size_t count) noex
 }
 
 void udp_uring::state::drain_retry() noexcept {
-    retry_item group[gso_segment_count_max];
+    send_item group[gso_segment_count_max];
     while (retry_count > 0 && free_op_count > 0) {
         // Copy the head out of the circular FIFO so it reads as one array.
         const std::size_t take = std::min(retry_count, gso_segment_count_max);
@@ -751,7 +763,7 @@ result<std::size_t> udp_uring::send_burst(packet* packets, std::size_t count) no
     while (accepted < count) {
         const std::size_t accepted_before = accepted;
         s.drain_retry();
-        retry_item group[gso_segment_count_max];
+        send_item group[gso_segment_count_max];
         while (s.retry_count == 0 && s.free_op_count > 0 && accepted < count) {
             const std::size_t take = std::min(count - accepted, gso_segment_count_max);
             for (std::size_t i = 0; i < take; ++i) {
@@ -762,7 +774,7 @@ result<std::size_t> udp_uring::send_burst(packet* packets, std::size_t count) no
                 SHOAL_ASSERT_MSG(p.size <= s.config.payload_size_max,
                                  "packet of {} bytes exceeds payload_size_max {}", p.size,
                                  s.config.payload_size_max);
-                group[i] = retry_item{p.buffer_id & ~send_buffer_tag, p.size};
+                group[i] = send_item{p.buffer_id & ~send_buffer_tag, p.size};
                 SHOAL_DASSERT(s.send_pool.at(group[i].buffer_index) == p.data);
             }
             const std::size_t n = s.group_size(group, take);
@@ -844,8 +856,8 @@ void udp_uring::release_burst(packet* packets, std::size_t count) noexcept {
         SHOAL_ASSERT_MSG(id < s.recv_count, "release_burst of unknown buffer id {}", id);
         const std::uint64_t bit = std::uint64_t{1} << (id % 64);
         // Putting one buffer in the ring twice would let the kernel fill it for two packets.
-        SHOAL_ASSERT_MSG((s.recv_held_bits[id / 64] & bit) != 0,
-                         "receive buffer {} released twice", id);
+        SHOAL_ASSERT_MSG((s.recv_held_bits[id / 64] & bit) != 0, "receive buffer {} released twice",
+                         id);
         s.recv_held_bits[id / 64] &= ~bit;
         --s.recv_held_count;
         io_uring_buf_ring_add(s.buf_ring, s.recv_base + id * s.recv_stride, s.recv_buffer_size,

@@ -98,12 +98,13 @@ result<rte_mempool*> mbuf_pool_create(const std::string& name, std::uint32_t cou
                                       std::uint32_t cache_count,
                                       std::uint16_t data_room_bytes) noexcept {
     const int socket = static_cast<int>(rte_socket_id());
-    rte_mempool* pool = rte_pktmbuf_pool_create(name.c_str(), count, cache_count, 0,
-                                                data_room_bytes, socket);
+    rte_mempool* pool =
+        rte_pktmbuf_pool_create(name.c_str(), count, cache_count, 0, data_room_bytes, socket);
     if (pool == nullptr) {
         const int code = rte_errno;
-        return error::format(code_of(code), 0, "rte_pktmbuf_pool_create {} ({} mbufs of {} bytes): {}",
-                             name, count, data_room_bytes, rte_strerror(code));
+        return error::format(code_of(code), 0,
+                             "rte_pktmbuf_pool_create {} ({} mbufs of {} bytes): {}", name, count,
+                             data_room_bytes, rte_strerror(code));
     }
     return pool;
 }
@@ -148,13 +149,15 @@ result<std::unique_ptr<port>> port::start(const port_config& config) noexcept {
     const unsigned socket = static_cast<unsigned>(rte_eth_dev_socket_id(id));
     ret = rte_eth_rx_queue_setup(id, 0, rx_count, socket, nullptr, p->_pool);
     if (ret != 0) {
-        return error::format(code_of(-ret), 0, "rte_eth_rx_queue_setup port {} ({} descriptors): {}",
-                             id, rx_count, rte_strerror(-ret));
+        return error::format(code_of(-ret), 0,
+                             "rte_eth_rx_queue_setup port {} ({} descriptors): {}", id, rx_count,
+                             rte_strerror(-ret));
     }
     ret = rte_eth_tx_queue_setup(id, 0, tx_count, socket, nullptr);
     if (ret != 0) {
-        return error::format(code_of(-ret), 0, "rte_eth_tx_queue_setup port {} ({} descriptors): {}",
-                             id, tx_count, rte_strerror(-ret));
+        return error::format(code_of(-ret), 0,
+                             "rte_eth_tx_queue_setup port {} ({} descriptors): {}", id, tx_count,
+                             rte_strerror(-ret));
     }
     ret = rte_eth_dev_start(id);
     if (ret != 0) {
@@ -182,7 +185,8 @@ std::size_t port::alloc_burst(rte_mbuf** out, std::size_t count) noexcept {
 }
 
 std::size_t port::rx_burst(rte_mbuf** out, std::size_t count) noexcept {
-    return rte_eth_rx_burst(_id, 0, out, static_cast<std::uint16_t>(std::min(count, burst_count_max)));
+    return rte_eth_rx_burst(_id, 0, out,
+                            static_cast<std::uint16_t>(std::min(count, burst_count_max)));
 }
 
 std::size_t port::tx_burst(rte_mbuf** packets, std::size_t count) noexcept {

@@ -23,8 +23,17 @@ public:
         const std::string prefix = "--file-prefix=shoal-test-" + std::to_string(getpid());
         const std::vector<std::string> args = {
             // --no-shconf, not --in-memory: the latter refuses --no-huge's legacy memory mode.
-            "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
-            "-l", "0", "--vdev=net_ring0", "--log-level=error", prefix};
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "--no-telemetry",
+            "-l",
+            "0",
+            "--vdev=net_ring0",
+            "--log-level=error",
+            prefix};
         auto s = eal_start(args);
         if (s) {
             started = true;
@@ -43,12 +52,12 @@ public:
     static inline std::string why;
 };
 
-#define REQUIRE_EAL()                                                       \
-    do {                                                                    \
-        ASSERT_FALSE(eal_environment::bad_argument) << eal_environment::why; \
-        if (!eal_environment::started) {                                    \
+#define REQUIRE_EAL()                                                              \
+    do {                                                                           \
+        ASSERT_FALSE(eal_environment::bad_argument) << eal_environment::why;       \
+        if (!eal_environment::started) {                                           \
             GTEST_SKIP() << "the EAL cannot start here: " << eal_environment::why; \
-        }                                                                   \
+        }                                                                          \
     } while (0)
 
 std::uint8_t pattern(std::size_t packet_index, std::size_t offset) {
@@ -90,7 +99,8 @@ TEST(dpdk, ring_port_loops_a_burst_back_byte_for_byte) {
         ASSERT_EQ((*p)->alloc_burst(tx, burst), burst);
         for (std::size_t i = 0; i < burst; ++i) {
             const std::size_t size = 60 + (i * 47 + static_cast<std::size_t>(round)) % 1400;
-            auto* bytes = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(tx[i], static_cast<std::uint16_t>(size)));
+            auto* bytes = reinterpret_cast<std::uint8_t*>(
+                rte_pktmbuf_append(tx[i], static_cast<std::uint16_t>(size)));
             ASSERT_NE(bytes, nullptr);
             for (std::size_t k = 0; k < size; ++k) {
                 bytes[k] = pattern(i + static_cast<std::size_t>(round), k);

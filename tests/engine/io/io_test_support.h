@@ -137,7 +137,8 @@ inline receive_tally receive_numbered(packet_io& io, std::size_t expected, std::
         if (left_ns == 0) {
             break;
         }
-        auto r = io.recv_burst(burst, burst_max, std::min<std::int64_t>(left_ns, 50 * time::ns_per_ms));
+        auto r =
+            io.recv_burst(burst, burst_max, std::min<std::int64_t>(left_ns, 50 * time::ns_per_ms));
         if (!r) {
             tally.failure = r.err().describe();
             break;

@@ -294,7 +294,7 @@ TEST(netns, a_full_send_queue_accepts_fewer_and_never_blocks) {
     c.group = test::ipv4(group_for_this_process().c_str());
     c.port = 47002;
     c.use_gso = false;
-    c.send_buffer_count = 1024;   // more buffers than send slots: the slots run out first
+    c.send_buffer_count = 1024;  // more buffers than send slots: the slots run out first
     c.socket_buffer_bytes = 32 << 10;
     c.recv_buffer_count = 2048;
     auto e = make_endpoints(net, c);
@@ -356,6 +356,27 @@ TEST(netns, a_full_send_queue_accepts_fewer_and_never_blocks) {
     EXPECT_EQ(received[0], total);
     EXPECT_EQ(received[1], total);
     EXPECT_EQ(bad, 0u);
+
+    // Fill the queue once more and destroy the sender with sendmsgs stuck in the kernel:
+    // it cancels them and returns promptly.
+    for (int i = 0; i < 100; ++i) {
+        const std::size_t got = e->sender->alloc_burst(tx, 64);
+        for (std::size_t k = 0; k < got; ++k) {
+            tx[k].size = 1472;
+        }
+        auto r = e->sender->send_burst(tx, got);
+        ASSERT_TRUE(r) << r.err().describe();
+        e->sender->release_burst(tx + *r, got - *r);
+        if (*r < got) {
+            break;
+        }
+    }
+    const std::int64_t start_ns = time::monotonic_ns();
+    e->sender.reset();
+    RecordProperty("sender_shutdown_us",
+                   static_cast<int>((time::monotonic_ns() - start_ns) / time::ns_per_us));
+    // Under the destructor's 200 ms bound: the cancel, not the timeout, ended the wait.
+    EXPECT_LT(time::monotonic_ns() - start_ns, 150 * time::ns_per_ms);
 }
 
 }  // namespace

@@ -51,16 +51,16 @@ std::unique_ptr<udp_uring> make(const udp_config& c) {
 std::vector<std::uint32_t> round_sizes() {
     std::vector<std::uint32_t> s;
     s.insert(s.end(), 20, 1472);
-    s.push_back(1000);                   // short last segment
-    s.insert(s.end(), 70, 1400);         // > 64 segments: split
-    s.insert(s.end(), 60, 1200);         // 72000 bytes > 65000: split
+    s.push_back(1000);            // short last segment
+    s.insert(s.end(), 70, 1400);  // > 64 segments: split
+    s.insert(s.end(), 60, 1200);  // 72000 bytes > 65000: split
     s.insert(s.end(), 5, 700);
     s.push_back(300);
     for (std::uint32_t size : {8u, 9u, 100u, 1472u, 64u, 1471u}) {
-        s.push_back(size);               // nothing to batch with
+        s.push_back(size);  // nothing to batch with
     }
     s.push_back(900);
-    s.push_back(1000);                   // longer after shorter: a new batch
+    s.push_back(1000);  // longer after shorter: a new batch
     return s;
 }
 
@@ -69,8 +69,7 @@ void exchange_rounds(udp_uring& io, int round_count) {
     std::uint32_t seq = 0;
     for (int round = 0; round < round_count; ++round) {
         std::string failure;
-        const std::size_t sent =
-            send_numbered(io, sizes, seq, exchange_timeout_ns, &failure);
+        const std::size_t sent = send_numbered(io, sizes, seq, exchange_timeout_ns, &failure);
         ASSERT_EQ(sent, sizes.size()) << "round " << round << ": " << failure;
         const auto tally = receive_numbered(io, sizes.size(), seq, exchange_timeout_ns);
         ASSERT_EQ(tally.received, sizes.size()) << "round " << round << ": " << tally.failure;
@@ -237,12 +236,14 @@ TEST(udp_uring, truncated_datagrams_are_dropped_and_counted) {
     std::vector<std::byte> big(1000, std::byte{0x5a});
     // More oversized datagrams than buffers: each one's buffer must come back.
     for (int i = 0; i < 20; ++i) {
-        ASSERT_EQ(sendto(fd, big.data(), big.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-                  static_cast<ssize_t>(big.size()));
+        ASSERT_EQ(
+            sendto(fd, big.data(), big.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+            static_cast<ssize_t>(big.size()));
     }
     std::vector<std::byte> small(100, std::byte{0xa5});
-    ASSERT_EQ(sendto(fd, small.data(), small.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-              static_cast<ssize_t>(small.size()));
+    ASSERT_EQ(
+        sendto(fd, small.data(), small.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+        static_cast<ssize_t>(small.size()));
     close(fd);
 
     packet p;
