@@ -4,7 +4,8 @@
 #                        (10.77.0.1, link PREFIX-s-eth0) and receivers PREFIX-r1..N
 #                        (10.77.1.1..N), each with eth0 on the bridge
 #   lab_exec NS CMD...   run in a namespace
-#   lab_down PREFIX      remove it all (also done by the EXIT trap lab_up sets)
+#   lab_down PREFIX      remove it all (also done by the EXIT trap lab_up sets,
+#                        unless LAB_NO_TRAP is set)
 #   lab_loss NS PERMILLE drop this share of incoming UDP in a namespace (nftables)
 #   lab_rate NS RATE     limit the namespace's egress (tc tbf), e.g. 1gbit
 # Uses only addresses on interfaces it creates.
@@ -41,7 +42,7 @@ lab_add_host() {
 lab_up() {
   local prefix=$1 count=$2
   LAB_PREFIX=$prefix
-  trap 'lab_down "$LAB_PREFIX"' EXIT
+  [ -n "${LAB_NO_TRAP:-}" ] || trap 'lab_down "$LAB_PREFIX"' EXIT
   lab_down "$prefix"
   ip netns add "$prefix-br"
   ip -n "$prefix-br" link set lo up
