@@ -6,15 +6,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include <liburing.h>
 #include <zstd.h>
 
 #include "common/clock.h"
+#include "common/pool.h"
 #include "common/ring.h"
 #include "session/chunks.h"
 
@@ -22,17 +24,29 @@ namespace shoal::session {
 
 namespace {
 constexpr std::size_t queue_capacity = 1024;  // more than any receiver has buffers
+constexpr unsigned writes_in_flight_max = 4;   // decompressed chunks being written at once
+constexpr std::size_t direct_alignment = 4096;
 
 struct job {
     std::uint32_t chunk;
     const std::byte* data;
     std::size_t size;
 };
+
+// A decompressed chunk on its way to the disk.
+struct write_slot {
+    std::byte* data = nullptr;
+    std::uint32_t chunk = 0;
+    std::size_t size = 0;
+    std::size_t done = 0;   // bytes already written
+    bool busy = false;
+};
 }  // namespace
 
 struct writer::state {
     int fd = -1;
     bool discard = false;
+    bool direct = false;
     wire::session_manifest manifest;
     double throttle_Bps = 0;
     spsc_ring<job> jobs{queue_capacity};
@@ -42,58 +56,140 @@ struct writer::state {
     std::optional<error> failure;
     std::thread thread;
     std::size_t written_count = 0;
+    std::optional<buffer_pool> buffers;
+    io_uring ring{};
+    bool ring_ready = false;
+    write_slot slots[writes_in_flight_max];
+    unsigned in_flight = 0;
+
+    void post(const write_done& d) {
+        while (!done.enqueue(d) && !stop.load(std::memory_order_acquire)) {
+            time::sleep_for_ns(50'000);
+        }
+    }
+
+    void fail(const error& e) {
+        failure = e;
+        failed.store(true, std::memory_order_release);
+    }
+
+    // Queues the rest of slot i's bytes as one write.
+    void submit_write(unsigned i) {
+        write_slot& w = slots[i];
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+        SHOAL_ASSERT(sqe != nullptr);  // the ring has an entry per slot
+        const auto& entry = manifest.chunks[w.chunk];
+        io_uring_prep_write(sqe, fd, w.data + w.done, static_cast<unsigned>(w.size - w.done),
+                            entry.target_offset + w.done);
+        io_uring_sqe_set_data64(sqe, i);
+        io_uring_submit(&ring);
+    }
+
+    // A chunk is on disk: after the last one, flush before saying so.
+    bool finish_chunk(unsigned i) {
+        write_slot& w = slots[i];
+        w.busy = false;
+        --in_flight;
+        const write_done d{w.chunk, true, w.size};
+        if (++written_count == manifest.chunks.size() && !discard && fdatasync(fd) != 0 &&
+            errno != EINVAL) {
+            fail(error(errc::io, errno, "flushing the target"));
+            return false;
+        }
+        post(d);
+        return true;
+    }
+
+    bool reap(bool wait) {
+        io_uring_cqe* cqe = nullptr;
+        if (wait) {
+            __kernel_timespec ts{0, 1'000'000};
+            if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) != 0) {
+                return true;
+            }
+        }
+        while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+            const auto i = static_cast<unsigned>(io_uring_cqe_get_data64(cqe));
+            const int res = cqe->res;
+            io_uring_cqe_seen(&ring, cqe);
+            write_slot& w = slots[i];
+            const auto& entry = manifest.chunks[w.chunk];
+            if (res == -EINTR || res == -EAGAIN) {
+                submit_write(i);
+                continue;
+            }
+            if (res <= 0) {
+                const int e = res < 0 ? -res : ENOSPC;
+                fail(error::format(e == ENOSPC ? errc::no_space : errc::io, e,
+                                   "writing {} bytes at offset {} of the target", w.size - w.done,
+                                   entry.target_offset + w.done));
+                return false;
+            }
+            w.done += static_cast<std::size_t>(res);
+            if (w.done < w.size) {
+                submit_write(i);  // a short write: the rest
+            } else if (!finish_chunk(i)) {
+                return false;
+            }
+        }
+        return true;
+    }
 
     void run() {
         ZSTD_DCtx* dctx = ZSTD_createDCtx();
-        std::vector<std::byte> raw(wire::chunk_raw_size_max);
         std::int64_t throttle_start_ns = time::monotonic_ns();
         std::uint64_t throttled_bytes = 0;
-        while (!stop.load(std::memory_order_acquire)) {
+        while (!stop.load(std::memory_order_acquire) && !failed.load(std::memory_order_relaxed)) {
+            if (in_flight > 0 && !reap(false)) {
+                break;
+            }
+            unsigned free_slot = writes_in_flight_max;
+            for (unsigned i = 0; i < writes_in_flight_max; ++i) {
+                if (!slots[i].busy) {
+                    free_slot = i;
+                    break;
+                }
+            }
             job j;
-            if (!jobs.dequeue(j)) {
-                time::sleep_for_ns(50'000);
+            if (free_slot == writes_in_flight_max || !jobs.dequeue(j)) {
+                if (in_flight > 0) {
+                    if (!reap(true)) {
+                        break;
+                    }
+                } else {
+                    time::sleep_for_ns(50'000);
+                }
                 continue;
             }
             const auto& entry = manifest.chunks[j.chunk];
-            write_done result{j.chunk, false, entry.raw_size};
-            auto st = verify_and_decode(entry, {j.data, j.size}, {raw.data(), entry.raw_size}, dctx);
-            if (st && !discard) {
-                std::size_t at = 0;
-                while (at < entry.raw_size) {
-                    const ssize_t n = pwrite(fd, raw.data() + at, entry.raw_size - at,
-                                             static_cast<off_t>(entry.target_offset + at));
-                    if (n < 0 && errno == EINTR) {
-                        continue;
-                    }
-                    if (n <= 0) {
-                        const int e = n < 0 ? errno : ENOSPC;
-                        failure = error::format(e == ENOSPC ? errc::no_space : errc::io, e,
-                                                "writing {} bytes at offset {} of the target",
-                                                entry.raw_size, entry.target_offset + at);
-                        failed.store(true, std::memory_order_release);
-                        ZSTD_freeDCtx(dctx);
-                        return;
-                    }
-                    at += static_cast<std::size_t>(n);
-                }
-            }
-            result.written = st.has_value();
-            if (result.written && ++written_count == manifest.chunks.size() && !discard &&
-                fdatasync(fd) != 0 && errno != EINVAL) {
-                failure = error(errc::io, errno, "flushing the target");
-                failed.store(true, std::memory_order_release);
-                break;
+            write_slot& w = slots[free_slot];
+            // The hash is checked here, before a byte of this chunk can reach the target.
+            auto st = verify_and_decode(entry, {j.data, j.size}, {w.data, entry.raw_size}, dctx);
+            if (!st) {
+                post({j.chunk, false, entry.raw_size});
+                continue;
             }
             if (throttle_Bps > 0) {
                 // A deliberately slow disk, for tests of the slow-receiver policy.
                 throttled_bytes += entry.raw_size;
-                const auto due = throttle_start_ns +
-                                 static_cast<std::int64_t>(static_cast<double>(throttled_bytes) / throttle_Bps * 1e9);
-                time::sleep_until_ns(due);
+                time::sleep_until_ns(throttle_start_ns + static_cast<std::int64_t>(
+                                                             static_cast<double>(throttled_bytes) / throttle_Bps * 1e9));
             }
-            while (!done.enqueue(result) && !stop.load(std::memory_order_acquire)) {
-                time::sleep_for_ns(50'000);
+            w.chunk = j.chunk;
+            w.size = entry.raw_size;
+            w.done = 0;
+            w.busy = true;
+            ++in_flight;
+            if (discard) {
+                if (!finish_chunk(free_slot)) {
+                    break;
+                }
+                continue;
             }
+            submit_write(free_slot);
+        }
+        // Writes still in flight finish before the buffers go away.
+        while (in_flight > 0 && reap(true)) {
         }
         ZSTD_freeDCtx(dctx);
     }
@@ -105,6 +201,9 @@ writer::~writer() {
     _s->stop.store(true, std::memory_order_release);
     if (_s->thread.joinable()) {
         _s->thread.join();
+    }
+    if (_s->ring_ready) {
+        io_uring_queue_exit(&_s->ring);
     }
     if (_s->fd >= 0) {
         close(_s->fd);
@@ -118,8 +217,21 @@ result<std::unique_ptr<writer>> writer::open(const std::string& path,
     s->manifest = manifest;
     s->throttle_Bps = throttle_Bps;
     s->discard = path == "/dev/null";
+    // O_DIRECT when every write is whole aligned blocks; the page cache otherwise.
+    std::uint32_t raw_max = 0;
+    bool aligned = true;
+    for (const auto& c : manifest.chunks) {
+        raw_max = std::max(raw_max, c.raw_size);
+        aligned = aligned && c.target_offset % direct_alignment == 0 && c.raw_size % direct_alignment == 0;
+    }
     if (!s->discard) {
-        s->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (aligned) {
+            s->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_DIRECT, 0644);
+            s->direct = s->fd >= 0;
+        }
+        if (s->fd < 0) {
+            s->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        }
         if (s->fd < 0) {
             return error::format(errno == ENOENT ? errc::not_found : errc::io, errno,
                                  "opening target {}", path);
@@ -150,6 +262,19 @@ result<std::unique_ptr<writer>> writer::open(const std::string& path,
                                  "target {} is neither a file nor a block device", path);
         }
     }
+    auto pool = buffer_pool::create(std::max<std::size_t>(raw_max, 1), writes_in_flight_max,
+                                    direct_alignment);
+    if (!pool) {
+        return pool.err();
+    }
+    s->buffers.emplace(std::move(*pool));
+    for (auto& w : s->slots) {
+        w.data = s->buffers->get();
+    }
+    if (const int e = io_uring_queue_init(writes_in_flight_max * 2, &s->ring, 0); e < 0) {
+        return sys_error(e, "setting up io_uring for the target's writes");
+    }
+    s->ring_ready = true;
     auto* raw = s.get();
     s->thread = std::thread([raw] { raw->run(); });
     return std::unique_ptr<writer>(new writer(std::move(s)));
