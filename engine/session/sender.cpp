@@ -162,14 +162,17 @@ struct sender::state {
         return n;
     }
 
-    bool all_receivers_done() const {
+    // Every receiver is complete, failed, told to leave, or silent past the idle timeout
+    // (killed: if it comes back it joins again under a new id).
+    bool all_receivers_done(std::int64_t now_ns) const {
         if (receivers.empty()) {
             return false;
         }
         for (const auto& r : receivers) {
             const bool gone = (r.flags & (wire::status_flag_complete | wire::status_flag_failed |
                                           wire::status_flag_leaving)) != 0 ||
-                              (r.told_slow && config.slow_policy == slow_receiver_policy::fall_back);
+                              (r.told_slow && config.slow_policy == slow_receiver_policy::fall_back) ||
+                              now_ns - r.last_seen_ns >= config.idle_timeout_ns;
             if (!gone) {
                 return false;
             }
@@ -405,7 +408,7 @@ std::size_t sender::produce(io::packet* out, std::size_t count, std::int64_t now
                 log::info("sender: main pass done, serving catch-up requests");
                 continue;
             }
-            if (s.all_receivers_done() || now_ns - s.last_status_ns >= s.config.idle_timeout_ns) {
+            if (s.all_receivers_done(now_ns) || now_ns - s.last_status_ns >= s.config.idle_timeout_ns) {
                 s.phase = wire::session_phase::done;
                 s.stats.end_ns = now_ns;
                 s.next_announce_ns = now_ns;

@@ -88,4 +88,84 @@ slow=(- - - - --throttle-disk=20M - - -)
 run_case "one receiver with a 20 MB/s disk" 800M "${slow[@]}"
 lab_rate "$prefix-s" 1gbit
 run_case "sender on a 1 Gbit/s link" 950M
+ip netns exec "$prefix-s" tc qdisc del dev eth0 root
+
+# Faults. The sender killed mid-stream: every receiver stops, in bounded time, with a
+# clear error and a non-zero exit; none reports done.
+fault_recv() {  # fault_recv I SENDER_TIMEOUT -> starts receiver I in the background, pid in $!
+  timeout 60 ip netns exec "$prefix-r$1" "$shoal" recv "$work/disk$1" -i eth0 --key-file "$work/key" \
+    --timeout "$2" > /dev/null 2> "$work/recv$1.log" &
+}
+kill_in() {  # every process of a namespace: a host losing power
+  ip netns pids "$1" | xargs -r kill -9
+}
+pids=()
+for i in 1 2 3 4; do rm -f "$work/disk$i"; fault_recv $i 2s; pids+=($!); done
+timeout 60 ip netns exec "$prefix-s" "$shoal" send "$work/image" -i eth0 --key-file "$work/key" \
+  -n 4 --wait 10s --rate 100M --level 0 2> "$work/send.log" &
+sender=$!
+sleep 1.5
+kill_in "$prefix-s"
+wait $sender 2>/dev/null || true
+killed_at=$(date +%s)
+bad=0
+for i in 1 2 3 4; do
+  if wait "${pids[$((i - 1))]}"; then bad=1; echo "  receiver $i exited 0 after the sender died"; fi
+  grep -q "no packet from the sender" "$work/recv$i.log" || { bad=1; tail -2 "$work/recv$i.log"; }
+  grep -q "NOT a complete copy" "$work/recv$i.log" || bad=1
+done
+elapsed=$(( $(date +%s) - killed_at ))
+if [ $bad -eq 0 ] && [ $elapsed -le 10 ]; then
+  echo "ok   sender killed: all 4 receivers stopped with an error within ${elapsed}s"
+else
+  echo "FAIL sender killed: receivers did not all stop with a clear error (${elapsed}s)"
+  failures=$((failures + 1))
+fi
+
+# A receiver killed mid-stream and started again: it joins as a late joiner and ends
+# identical; the others are not held.
+pids=()
+for i in 1 2 3 4; do rm -f "$work/disk$i"; fault_recv $i 5s; pids+=($!); done
+timeout 60 ip netns exec "$prefix-s" "$shoal" send "$work/image" -i eth0 --key-file "$work/key" \
+  -n 4 --wait 10s --rate 150M --level 0 --idle-timeout 2s 2> "$work/send.log" &
+sender=$!
+sleep 1.2
+kill_in "$prefix-r2"
+wait "${pids[1]}" 2>/dev/null || true
+fault_recv 2 5s
+pids[1]=$!
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+wait $sender || true
+ok=0
+for i in 1 2 3 4; do
+  [ "$(sha256sum < "$work/disk$i" | cut -d' ' -f1)" = "$want" ] && ok=$((ok + 1))
+done
+if [ $ok -eq 4 ] && [ $rc -eq 0 ]; then
+  echo "ok   receiver killed and restarted: 4/4 identical"
+else
+  echo "FAIL receiver killed and restarted: $ok/4 identical"; tail -3 "$work/recv2.log"
+  failures=$((failures + 1))
+fi
+
+# A target too small (an 8 MiB tmpfs for a 48 MiB image): a clear error before any data
+# moves, while the other receivers complete.
+pids=()
+for i in 1 2; do rm -f "$work/disk$i"; fault_recv $i 2s; pids+=($!); done
+timeout 60 ip netns exec "$prefix-r3" sh -c "mkdir -p /tmp/shoal-full-$$ && mount -t tmpfs -o size=8m tmpfs /tmp/shoal-full-$$ && \
+  exec $shoal recv /tmp/shoal-full-$$/disk -i eth0 --key-file $work/key --timeout 2s" > /dev/null 2> "$work/recv3.log" &
+full=$!
+timeout 60 ip netns exec "$prefix-s" "$shoal" send "$work/image" -i eth0 --key-file "$work/key" \
+  -n 3 --wait 10s --rate 400M --idle-timeout 2s 2> "$work/send.log" || true
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+if wait $full; then rc=1; fi
+rmdir /tmp/shoal-full-$$ 2>/dev/null || true
+if [ $rc -eq 0 ] && grep -q "No space left" "$work/recv3.log" && \
+   [ "$(sha256sum < "$work/disk1" | cut -d' ' -f1)" = "$want" ]; then
+  echo "ok   full disk: a clear error ($(grep -o 'reserving.*' "$work/recv3.log" | head -1)); the others complete"
+else
+  echo "FAIL full disk"; tail -3 "$work/recv3.log"
+  failures=$((failures + 1))
+fi
 exit $((failures > 0))
