@@ -8,7 +8,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <random>
+#include <unordered_map>
+#include <vector>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -30,7 +33,7 @@ struct send_options {
     std::string rate = "900M";
     bool adaptive = false;
     std::uint32_t receivers_min = 0;
-    std::string wait = "0s";
+    std::string wait;  // default: 60s with --receivers, else 3s
     std::string chunk_size = "4M";
     int level = 3;
     unsigned k = 64;
@@ -56,7 +59,9 @@ int run_send(const send_options& o) {
     auto key = o.transfer.key();
     auto udp = o.transfer.udp_config();
     auto rate = parse_rate_bps(o.rate);
-    auto wait = parse_duration_ns(o.wait);
+    // Without a count, gather for a moment so receivers already listening are not late
+    // joiners; with one, wait long enough for a room of PCs to boot.
+    auto wait = parse_duration_ns(!o.wait.empty() ? o.wait : o.receivers_min > 0 ? "60s" : "3s");
     auto chunk = parse_size_bytes(o.chunk_size);
     auto floor = parse_rate_bps(o.floor == "0" ? "100k" : o.floor);
     auto idle = parse_duration_ns(o.idle_timeout);
@@ -143,6 +148,7 @@ int run_send(const send_options& o) {
     constexpr std::size_t burst = 32;
     io::packet packets[burst];
     std::int64_t next_progress_ns = time::monotonic_ns() + time::ns_per_s;
+    std::unordered_map<std::uint32_t, std::uint64_t> last_bytes;  // per receiver, a second ago
     const double cpu_sending = cpu_seconds();
     while (!(*sender)->finished()) {
         const std::int64_t now = time::monotonic_ns();
@@ -183,6 +189,23 @@ int run_send(const send_options& o) {
             log::info("send: block {}/{} ({:.0f}%), {} receiver(s), {} complete, {} repairs sent",
                       pos, (*sender)->block_count(), 100.0 * pos / (*sender)->block_count(),
                       (*sender)->receivers().size(), complete, (*sender)->stats().repair_packets);
+            // One line per receiver, the slowest first, at most 16.
+            std::vector<const session::receiver_report*> order;
+            for (const auto& r : (*sender)->receivers()) {
+                order.push_back(&r);
+            }
+            std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->bytes_written < b->bytes_written; });
+            for (std::size_t i = 0; i < order.size() && i < 16; ++i) {
+                const auto& r = *order[i];
+                const std::uint64_t before = last_bytes[r.id];
+                last_bytes[r.id] = r.bytes_written;
+                log::info("  {:08x} {:<15} {:5.1f}%  {:>9}  {:>11}  loss {:.2f}%{}{}", r.id,
+                          address_text(r.address), 100.0 * static_cast<double>(r.bytes_written) / static_cast<double>(size),
+                          human_bytes(static_cast<double>(r.bytes_written)),
+                          human_rate(static_cast<double>(r.bytes_written - std::min(before, r.bytes_written))),
+                          r.loss_ppm / 1e4, (r.flags & wire::status_flag_lagging) ? "  lagging" : "",
+                          (r.flags & wire::status_flag_complete) ? "  complete" : "");
+            }
         }
     }
 
@@ -250,7 +273,8 @@ void add_send_command(CLI::App& app, command_set& commands) {
     sub->add_flag("--adaptive", opts->adaptive, "lower or raise the rate with receivers' loss");
     sub->add_option("--receivers,-n", opts->receivers_min, "start when this many receivers joined")
         ->capture_default_str();
-    sub->add_option("--wait", opts->wait, "...or after this long (10s, 2m)")->capture_default_str();
+    sub->add_option("--wait", opts->wait,
+                    "...or after this long (10s, 2m; default 60s with --receivers, else 3s)");
     sub->add_option("--chunk-size", opts->chunk_size, "bytes per chunk before compression")
         ->capture_default_str();
     sub->add_option("--level", opts->level, "zstd level (0: send raw)")->capture_default_str();
