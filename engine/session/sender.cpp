@@ -52,6 +52,10 @@ struct sender::state {
 
     // Pacing.
     double rate_bps = 0;
+    std::uint32_t loss_floor_ppm = 0;              // loss that rate cuts do not lower
+    bool cut_pending = false;                      // judging the last cut at the next step
+    double rate_before_cut = 0;
+    double goodput_before_cut = 0;
     double tokens_bytes = 0;
     double tokens_max_bytes = 0;
     std::int64_t tokens_ns = 0;
@@ -180,6 +184,42 @@ struct sender::state {
         return true;
     }
 
+    // Congestion and a lossy link look alike in the loss rate but not in what arrives:
+    // behind a bottleneck, rate x (1 - loss) stays at the bottleneck's rate when we cut;
+    // on a link that drops a share of packets whatever the rate, it falls with the cut.
+    // So a cut that costs goodput teaches the floor of loss the rate cannot help, and only
+    // loss above that floor counts as congestion.
+    void steer_rate(std::uint32_t median_ppm) {
+        const double max_rate = static_cast<double>(config.rate_bps);
+        const double min_rate = static_cast<double>(config.rate_bps_min);
+        const double goodput = rate_bps * (1.0 - median_ppm / 1e6);
+        if (cut_pending) {
+            cut_pending = false;
+            if (goodput < goodput_before_cut * 0.93) {
+                // The cut cost what it saved: this loss is the link's. Learn it, undo the cut.
+                loss_floor_ppm = median_ppm;
+                rate_bps = std::min(rate_before_cut, max_rate);
+                log::debug("sender: loss of {} ppm does not answer to the rate; keeping {:.0f} bit/s",
+                           median_ppm, rate_bps);
+                return;
+            }
+        }
+        if (median_ppm > loss_floor_ppm + 20'000) {
+            rate_before_cut = rate_bps;
+            goodput_before_cut = goodput;
+            cut_pending = true;
+            rate_bps = std::max(rate_bps * 0.85, min_rate);
+            log::debug("sender: loss {} ppm: rate cut to {:.0f} bit/s", median_ppm, rate_bps);
+        } else if (median_ppm < loss_floor_ppm + 5'000) {
+            rate_bps = std::min(rate_bps * 1.05, max_rate);
+        }
+        // The floor follows the loss down when the link gets better.
+        if (median_ppm < loss_floor_ppm) {
+            loss_floor_ppm = median_ppm;
+        }
+        stats.rate_bps_lowest = std::min(stats.rate_bps_lowest, static_cast<std::uint64_t>(rate_bps));
+    }
+
     void adapt(std::int64_t now_ns) {
         if (now_ns < next_rate_step_ns) {
             return;
@@ -204,12 +244,7 @@ struct sender::state {
         const double want = median_ppm == 0 ? 0 : expected + 1.5 * std::sqrt(expected) + 0.5;
         proactive = static_cast<std::uint8_t>(std::min<double>(want, config.proactive_max));
         if (config.adaptive_rate) {
-            const double max_rate = static_cast<double>(config.rate_bps);
-            if (median_ppm > 20'000) {
-                rate_bps = std::max(rate_bps * 0.85, static_cast<double>(config.rate_bps_min));
-            } else if (median_ppm < 5'000) {
-                rate_bps = std::min(rate_bps * 1.05, max_rate);
-            }
+            steer_rate(median_ppm);
         }
     }
 };
@@ -430,7 +465,10 @@ std::int64_t sender::next_send_ns(std::int64_t now_ns) const noexcept {
     }
     std::int64_t next = s.next_announce_ns;
     if (s.phase == wire::session_phase::main || s.phase == wire::session_phase::catch_up) {
-        const double cost = s.packet_cost(wire::data_header_size + s.layout.symbol_size());
+        // Wait for a batch's worth of tokens, so one wake-up and one submit carry many
+        // packets; the bucket is deeper than a batch, so a late wake-up loses nothing.
+        const double cost = static_cast<double>(s.packet_cost(wire::data_header_size + s.layout.symbol_size())) *
+                            std::min(s.config.send_batch_packets, s.config.burst_packets_max);
         const double missing = cost - s.tokens_bytes;
         const std::int64_t when =
             missing <= 0 ? now_ns

@@ -41,7 +41,8 @@ struct sender_config {
     bool adaptive_rate = false;                 // steer rate_bps by receivers' loss reports
     std::uint64_t rate_bps_min = 10'000'000;    // adaptive mode never goes below
     std::uint32_t packet_overhead_bytes = 28;   // IPv4 + UDP, counted against the rate
-    std::uint32_t burst_packets_max = 32;       // token-bucket depth, in packets
+    std::uint32_t burst_packets_max = 64;       // token-bucket depth, in packets
+    std::uint32_t send_batch_packets = 16;      // wait for this many packets' tokens, then send
     std::uint32_t receivers_min = 0;            // start once this many have joined...
     std::int64_t wait_max_ns = 0;               // ...or this long after the first announce
     std::int64_t announce_interval_ns = 100'000'000;
@@ -80,6 +81,7 @@ struct sender_stats {
     std::uint64_t statuses_received = 0;
     std::uint64_t statuses_rejected = 0; // malformed or another session's
     std::uint64_t status_blocks_clipped = 0;  // asks beyond status_blocks_max
+    std::uint64_t rate_bps_lowest = UINT64_MAX;  // the adaptive mode's lowest pace
     std::int64_t start_ns = 0;           // main pass began
     std::int64_t main_pass_end_ns = 0;
     std::int64_t end_ns = 0;

@@ -35,7 +35,8 @@ struct job {
 
 // A decompressed chunk on its way to the disk.
 struct write_slot {
-    std::byte* data = nullptr;
+    std::byte* data = nullptr;        // this slot's own buffer, for decompressed chunks
+    const std::byte* source = nullptr;  // what is written: data, or a raw chunk's wire bytes
     std::uint32_t chunk = 0;
     std::size_t size = 0;
     std::size_t done = 0;   // bytes already written
@@ -50,6 +51,7 @@ struct writer::state {
     wire::session_manifest manifest;
     double throttle_Bps = 0;
     spsc_ring<job> jobs{queue_capacity};
+    std::atomic<std::uint32_t> jobs_posted{0};  // bumped per submit: the writer sleeps on it
     spsc_ring<write_done> done{queue_capacity};
     std::atomic<bool> stop{false};
     std::atomic<bool> failed{false};
@@ -79,7 +81,7 @@ struct writer::state {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring);
         SHOAL_ASSERT(sqe != nullptr);  // the ring has an entry per slot
         const auto& entry = manifest.chunks[w.chunk];
-        io_uring_prep_write(sqe, fd, w.data + w.done, static_cast<unsigned>(w.size - w.done),
+        io_uring_prep_write(sqe, fd, w.source + w.done, static_cast<unsigned>(w.size - w.done),
                             entry.target_offset + w.done);
         io_uring_sqe_set_data64(sqe, i);
         io_uring_submit(&ring);
@@ -151,20 +153,34 @@ struct writer::state {
                 }
             }
             job j;
+            const std::uint32_t posted = jobs_posted.load(std::memory_order_acquire);
             if (free_slot == writes_in_flight_max || !jobs.dequeue(j)) {
                 if (in_flight > 0) {
                     if (!reap(true)) {
                         break;
                     }
                 } else {
-                    time::sleep_for_ns(50'000);
+                    // Nothing queued, nothing on its way to the disk: sleep until a submit
+                    // (or the destructor) bumps the counter, instead of polling.
+                    jobs_posted.wait(posted, std::memory_order_acquire);
                 }
                 continue;
             }
             const auto& entry = manifest.chunks[j.chunk];
             write_slot& w = slots[free_slot];
             // The hash is checked here, before a byte of this chunk can reach the target.
-            auto st = verify_and_decode(entry, {j.data, j.size}, {w.data, entry.raw_size}, dctx);
+            // A raw chunk is written from the receiver's buffer as it is (it stays valid
+            // until we report the chunk done); a compressed one is decoded into the slot.
+            status st = ok();
+            if (entry.codec == wire::chunk_codec::raw && j.size == entry.raw_size) {
+                if (sha256_of({j.data, j.size}) != entry.sha256) {
+                    st = error(errc::corrupt, "chunk does not match its SHA-256");
+                }
+                w.source = j.data;
+            } else {
+                st = verify_and_decode(entry, {j.data, j.size}, {w.data, entry.raw_size}, dctx);
+                w.source = w.data;
+            }
             if (!st) {
                 post({j.chunk, false, entry.raw_size});
                 continue;
@@ -199,6 +215,8 @@ writer::writer(std::unique_ptr<state> s) noexcept : _s(std::move(s)) {}
 
 writer::~writer() {
     _s->stop.store(true, std::memory_order_release);
+    _s->jobs_posted.fetch_add(1, std::memory_order_release);
+    _s->jobs_posted.notify_one();
     if (_s->thread.joinable()) {
         _s->thread.join();
     }
@@ -281,7 +299,12 @@ result<std::unique_ptr<writer>> writer::open(const std::string& path,
 }
 
 bool writer::submit(std::uint32_t chunk, std::span<const std::byte> wire) noexcept {
-    return _s->jobs.enqueue(job{chunk, wire.data(), wire.size()});
+    if (!_s->jobs.enqueue(job{chunk, wire.data(), wire.size()})) {
+        return false;
+    }
+    _s->jobs_posted.fetch_add(1, std::memory_order_release);
+    _s->jobs_posted.notify_one();
+    return true;
 }
 
 std::size_t writer::collect(write_done* out, std::size_t count) noexcept {

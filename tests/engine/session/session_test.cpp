@@ -247,6 +247,41 @@ TEST_F(session_sim, dead_receiver_does_not_hold_the_others) {
     EXPECT_LT(r.elapsed_ns, 5 * s);
 }
 
+TEST_F(session_sim, adaptive_rate_keeps_its_pace_under_random_loss) {
+    // 5% loss on every link whatever the rate: cutting the rate would not help, so the
+    // sender must learn that and stay near its configured rate.
+    fixture f(16u << 20, 256u << 10, 4);
+    auto cfg = base_config(400'000'000);
+    cfg.adaptive_rate = true;
+    sim::link_profile l;
+    l.loss = 0.05;
+    sim::network net(29, f.prepared, cfg, std::vector<sim::link_profile>(4, l));
+    auto r = net.run(60 * s, f.data);
+    EXPECT_TRUE(r.all_identical);
+    EXPECT_GE(net.sender().rate_bps(), 300'000'000u);
+    EXPECT_GE(net.sender().stats().rate_bps_lowest, 300'000'000u);
+    // 16 MiB at 50 MB/s is ~0.35 s of data; a collapsed rate would take many seconds.
+    EXPECT_LT(r.elapsed_ns, 2 * s);
+}
+
+TEST_F(session_sim, adaptive_rate_comes_down_to_a_bottleneck) {
+    // Every receiver sits behind a 20 MB/s link; the sender starts at 50 MB/s.
+    fixture f(16u << 20, 256u << 10, 5);
+    sim::link_profile l;
+    l.capacity_Bps = 20e6;
+    auto fixed = base_config(400'000'000);
+    sim::network blind(31, f.prepared, fixed, std::vector<sim::link_profile>(3, l));
+    auto rb = blind.run(120 * s, f.data);
+    ASSERT_TRUE(rb.all_identical);  // repairs make it whatever the rate
+    auto cfg = fixed;
+    cfg.adaptive_rate = true;
+    sim::network steered(31, f.prepared, cfg, std::vector<sim::link_profile>(3, l));
+    auto r = steered.run(120 * s, f.data);
+    EXPECT_TRUE(r.all_identical);
+    EXPECT_LT(steered.sender().stats().rate_bps_lowest, 250'000'000u);  // towards 160 Mbit/s
+    EXPECT_LT(steered.sender().stats().repair_packets, blind.sender().stats().repair_packets);
+}
+
 // Habit 1: the per-packet paths do not allocate once a session is under way.
 TEST_F(session_sim, steady_state_packet_paths_do_not_allocate) {
     fixture f(8u << 20, 256u << 10, 2);

@@ -56,9 +56,20 @@ void network::broadcast(std::shared_ptr<const std::vector<std::byte>> p, int fro
         if (n != nullptr && lost(*n)) {
             return;
         }
+        std::int64_t queued_ns = 0;
+        if (n != nullptr && l.capacity_Bps > 0) {
+            constexpr std::int64_t queue_limit_ns = 2'000'000;
+            const std::int64_t start = std::max(now, n->link_busy_until_ns);
+            if (start - now > queue_limit_ns) {
+                return;  // the bottleneck's queue is full: a congestion drop
+            }
+            n->link_busy_until_ns =
+                start + static_cast<std::int64_t>(static_cast<double>(p->size() + 28) / l.capacity_Bps * 1e9);
+            queued_ns = n->link_busy_until_ns - now;
+        }
         const int copies = u(_rng) < l.duplicate ? 2 : 1;
         for (int c = 0; c < copies; ++c) {
-            std::int64_t delay = l.delay_ns;
+            std::int64_t delay = l.delay_ns + queued_ns;
             if (l.jitter_ns > 0) {
                 delay += static_cast<std::int64_t>(u(_rng) * static_cast<double>(l.jitter_ns));
             }

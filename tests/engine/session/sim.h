@@ -26,6 +26,8 @@ struct link_profile {
     std::int64_t delay_ns = 200'000;
     std::int64_t jitter_ns = 0;    // uniform extra delay: reorders packets
     double drain_Bps = 0;          // receiver's disk speed, 0: instant
+    double capacity_Bps = 0;       // link rate towards the receiver, 0: unlimited; packets
+                                   // beyond a 2 ms queue are dropped, as a tbf would
     std::int64_t join_ns = 0;      // joins late
     bool alive = true;
 };
@@ -69,6 +71,7 @@ private:
         std::unique_ptr<session::receiver> rx;
         link_profile link;
         bool bad_state = false;
+        std::int64_t link_busy_until_ns = 0;
         queue inbox;
         std::vector<std::byte> target;
         ZSTD_DCtx* dctx = nullptr;
