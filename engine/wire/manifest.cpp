@@ -108,6 +108,15 @@ result<session_manifest> decode_manifest(std::span<const std::byte> bytes) {
         return error::format(errc::version, 0, "manifest version {} (this build reads {})",
                              get_u16(p + 4), manifest_version);
     }
+    // Flags and reserved bytes must be zero: a flag this build does not know would change
+    // what the manifest means, and one manifest must have one encoding (its SHA-256 names it).
+    if (get_u16(p + 6) != 0) {
+        return error::format(errc::unsupported, 0, "manifest flags {:#06x} unknown to this build",
+                             get_u16(p + 6));
+    }
+    if (get_u32(p + 20) != 0) {
+        return error(errc::malformed, "manifest header's reserved bytes are not zero");
+    }
     session_manifest m;
     m.target_size = get_u64(p + 8);
     const std::uint32_t count = get_u32(p + 16);
@@ -123,7 +132,12 @@ result<session_manifest> decode_manifest(std::span<const std::byte> bytes) {
     }
     m.chunks.resize(count);
     p += manifest_header_size;
+    static constexpr std::byte zeros[7]{};
     for (chunk_entry& c : m.chunks) {
+        if (std::memcmp(p + 49, zeros, sizeof zeros) != 0) {
+            return error::format(errc::malformed, 0, "manifest chunk {}: reserved bytes not zero",
+                                 &c - m.chunks.data());
+        }
         std::memcpy(c.sha256.data(), p, 32);
         c.wire_size = get_u32(p + 32);
         c.raw_size = get_u32(p + 36);

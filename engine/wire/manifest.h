@@ -44,8 +44,8 @@ struct session_manifest {
 // decode_manifest checks (so a sender cannot emit what receivers would refuse).
 result<std::vector<std::byte>> encode_manifest(const session_manifest& manifest);
 
-// Decodes and validates: sizes within limits, extents inside target_size, sorted and not
-// overlapping. Errors name the entry at fault.
+// Decodes and validates: flags and reserved bytes zero, sizes within limits, extents inside
+// target_size, sorted and not overlapping. Errors name the entry at fault.
 result<session_manifest> decode_manifest(std::span<const std::byte> bytes);
 
 }  // namespace shoal::wire
