@@ -25,8 +25,8 @@ constexpr std::uint16_t symbol_size = 1452;
 constexpr std::uint8_t k = 64;
 
 const session::prepared_session& prepared() {
+    static std::vector<std::byte> data(data_size);  // raw chunks point into it
     static session::prepared_session p = [] {
-        std::vector<std::byte> data(data_size);
         std::mt19937_64 rng(42);
         for (std::size_t i = 0; i < data.size(); i += 8) {
             const std::uint64_t v = rng();

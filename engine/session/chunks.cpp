@@ -39,6 +39,7 @@ result<prepared_session> prepare_session(std::span<const std::byte> data, std::s
     p.manifest.target_size = data.size();
     p.manifest.chunks.resize(count);
     p.chunk_wire.resize(count);
+    p.chunk_frames.resize(count);
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
     auto work = [&] {
@@ -47,7 +48,7 @@ result<prepared_session> prepare_session(std::span<const std::byte> data, std::s
             const std::size_t offset = i * chunk_size;
             const auto raw = data.subspan(offset, std::min(chunk_size, data.size() - offset));
             auto& entry = p.manifest.chunks[i];
-            auto& out = p.chunk_wire[i];
+            auto& out = p.chunk_frames[i];
             entry.target_offset = offset;
             entry.raw_size = static_cast<std::uint32_t>(raw.size());
             bool compressed = false;
@@ -61,11 +62,12 @@ result<prepared_session> prepare_session(std::span<const std::byte> data, std::s
                 }
             }
             if (!compressed) {
-                out.assign(raw.begin(), raw.end());
+                std::vector<std::byte>().swap(out);
             }
+            p.chunk_wire[i] = compressed ? std::span<const std::byte>(out) : raw;
             entry.codec = compressed ? wire::chunk_codec::zstd : wire::chunk_codec::raw;
-            entry.wire_size = static_cast<std::uint32_t>(out.size());
-            entry.sha256 = sha256_of(out);
+            entry.wire_size = static_cast<std::uint32_t>(p.chunk_wire[i].size());
+            entry.sha256 = sha256_of(p.chunk_wire[i]);
         }
         if (cctx == nullptr) {
             failed = true;

@@ -20,14 +20,18 @@ struct prepared_session {
     wire::session_manifest manifest;
     std::vector<std::byte> manifest_bytes;
     std::array<std::uint8_t, 32> manifest_sha256{};
-    std::vector<std::vector<std::byte>> chunk_wire;   // chunk i's wire bytes
+    // Chunk i's wire bytes: its compressed frame in chunk_frames[i], or for a raw chunk the
+    // caller's input itself (which must then outlive the session; nothing is copied).
+    std::vector<std::span<const std::byte>> chunk_wire;
+    std::vector<std::vector<std::byte>> chunk_frames;
 
     // objects[0] = manifest, objects[i+1] = chunk i: what sender::create takes.
     std::vector<std::span<const std::byte>> objects() const;
 };
 
 // Cuts `data` into chunks of chunk_size bytes and compresses each with zstd at `level`
-// (level 0: send raw) on `threads` threads; a chunk zstd cannot shrink is sent raw.
+// (level 0: send raw) on `threads` threads; a chunk zstd cannot shrink is sent raw, from
+// `data` itself, which must stay valid as long as the prepared session is used.
 result<prepared_session> prepare_session(std::span<const std::byte> data, std::size_t chunk_size,
                                          int level, unsigned threads);
 

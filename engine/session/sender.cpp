@@ -290,8 +290,10 @@ result<std::unique_ptr<sender>> sender::create(const sender_config& config,
     s->receivers.reserve(config.receivers_max);
     s->control_queue.reserve(config.receivers_max);
     s->rate_bps = static_cast<double>(config.rate_bps);
-    s->tokens_max_bytes = static_cast<double>(config.burst_packets_max) *
-                          (config.symbol_size + wire::data_header_size + config.packet_overhead_bytes);
+    const double packet_bytes = config.symbol_size + wire::data_header_size + config.packet_overhead_bytes;
+    s->tokens_max_bytes = std::max(static_cast<double>(config.burst_packets_max) * packet_bytes,
+                                   static_cast<double>(config.rate_bps) / 8.0 *
+                                       static_cast<double>(config.burst_ns) / 1e9);
     return std::unique_ptr<sender>(new sender(std::move(s)));
 }
 

@@ -41,7 +41,9 @@ struct sender_config {
     bool adaptive_rate = false;                 // steer rate_bps by receivers' loss reports
     std::uint64_t rate_bps_min = 10'000'000;    // adaptive mode never goes below
     std::uint32_t packet_overhead_bytes = 28;   // IPv4 + UDP, counted against the rate
-    std::uint32_t burst_packets_max = 64;       // token-bucket depth, in packets
+    std::uint32_t burst_packets_max = 64;       // token-bucket depth, in packets, at least...
+    std::int64_t burst_ns = 2'000'000;          // ...or this long at the rate, whichever is more
+                                                // (a late wake-up must not lose the pace)
     std::uint32_t send_batch_packets = 16;      // wait for this many packets' tokens, then send
     std::uint32_t receivers_min = 0;            // start once this many have joined...
     std::int64_t wait_max_ns = 0;               // ...or this long after the first announce

@@ -100,9 +100,14 @@ int run_send(const send_options& o) {
 
     const double cpu_start = cpu_seconds();
     const std::int64_t prepare_start = time::monotonic_ns();
+    // Raw chunks are sent from the mapping itself: it stays mapped until we return.
     auto prepared = session::prepare_session({static_cast<const std::byte*>(map), size}, *chunk,
                                              o.level, std::thread::hardware_concurrency());
-    munmap(map, size);
+    struct unmap_at_exit {
+        void* p;
+        std::size_t n;
+        ~unmap_at_exit() { munmap(p, n); }
+    } unmap{map, size};
     if (!prepared) {
         std::fprintf(stderr, "shoal send: %s\n", prepared.err().describe().c_str());
         return 1;
