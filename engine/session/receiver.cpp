@@ -576,7 +576,8 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
             }
         }
         if (a->k_max != s.announce.k_max || a->symbol_size != s.announce.symbol_size ||
-            a->block_count != s.announce.block_count || a->manifest_sha256 != s.announce.manifest_sha256) {
+            a->block_count != s.announce.block_count || a->manifest_size != s.announce.manifest_size ||
+            a->manifest_sha256 != s.announce.manifest_sha256) {
             s.stats.malformed_packets++;
             return;  // a session does not change shape
         }
