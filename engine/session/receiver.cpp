@@ -156,14 +156,25 @@ struct receiver::state {
         return ok();
     }
 
-    // The manifest is whole: check it and size everything for its chunks.
+    // The manifest is whole: check it and size everything for its chunks. One that fails
+    // its hash is forgotten and asked for again, like a chunk: data symbols carry no tag, so
+    // a damaged or forged one must cost a repair, not the session.
     status accept_manifest() {
         const std::size_t size = announce.manifest_size;
         std::array<std::uint8_t, 32> digest{};
         SHA256(reinterpret_cast<const unsigned char*>(manifest_buffer.data()), size, digest.data());
         const auto& expected = config.manifest_sha256 ? *config.manifest_sha256 : announce.manifest_sha256;
         if (digest != expected) {
-            return error(errc::corrupt, "session manifest does not match its announced SHA-256");
+            if (expected != announce.manifest_sha256) {
+                return error(errc::corrupt, "the session announces another manifest than the "
+                                            "one we were given: check the image we were told to fetch");
+            }
+            log::warn("receiver {:08x}: session manifest failed its SHA-256; asking for it again",
+                      config.receiver_id);
+            forget_blocks(0);
+            manifest_slot.blocks_done = 0;
+            std::fill(manifest_slot.esi_at.begin(), manifest_slot.esi_at.end(), empty_position);
+            return ok();
         }
         auto m = wire::decode_manifest({manifest_buffer.data(), size});
         if (!m) {
@@ -378,9 +389,8 @@ struct receiver::state {
         SHOAL_ASSERT(queued);  // the ring holds every slot
     }
 
-    // A chunk failed its hash: forget its blocks, so they are asked for again.
-    void reset_chunk(std::uint32_t chunk) {
-        const std::uint32_t object = chunk + 1;
+    // An object failed its hash: forget its blocks, so they are asked for again.
+    void forget_blocks(std::uint32_t object) {
         const std::uint32_t first = layout->first_block(object);
         const std::uint32_t count = layout->object_block_count(object);
         for (std::uint32_t b = first; b < first + count; ++b) {
@@ -391,6 +401,10 @@ struct receiver::state {
             have[b] = 0;
         }
         watermark = std::min(watermark, first);
+    }
+
+    void reset_chunk(std::uint32_t chunk) {
+        forget_blocks(chunk + 1);
         chunk_states[chunk] = chunk_state::absent;
         release_slot(chunk);
     }
