@@ -5,7 +5,7 @@
 //
 // It must never crash, assert or leak, and it must keep its promises:
 //  - every status it produces decodes, fits the payload and names blocks of the session;
-//  - it accepts only the announced manifest;
+//  - it accepts only the announced manifest, and bad symbols never end the session;
 //  - with only honest packets, every chunk it hands out passes its SHA-256 and decodes to
 //    the bytes that were sent.
 //
@@ -145,7 +145,10 @@ private:
         case 2: a.symbol_size = static_cast<std::uint16_t>(value); break;
         case 3: a.block_count = value; break;
         case 4: a.manifest_size = value; break;
-        case 5: a.manifest_sha256[value % 32] ^= 1; break;
+        case 5:
+            a.manifest_sha256[value % 32] ^= 1;
+            _hash_lied = true;
+            break;
         case 6: a.receiver_count = value; break;
         case 7: a.rate_bps = value; break;
         default: break;
@@ -249,6 +252,9 @@ private:
         FUZZ_CHECK((phase != session::receiver_phase::complete &&
                     phase != session::receiver_phase::finished) ||
                    _rx->chunks_written() == chunk_count);
+        // Data packets carry no tag: a bad symbol may cost a repair, never the session.
+        FUZZ_CHECK(phase != session::receiver_phase::failed ||
+                   _rx->failure().code() != errc::corrupt || _hash_lied);
     }
 
     static ZSTD_DCtx* dctx() {
@@ -264,7 +270,8 @@ private:
     std::int64_t _now_ns = 1'000'000'000;
     std::uint32_t _seq = 1;
     std::uint32_t _block_count_max = 0;  // the largest any announce claimed
-    bool _tainted = false;  // fed something other than the honest sender's packets
+    bool _tainted = false;    // fed something other than the honest sender's packets
+    bool _hash_lied = false;  // an authentic announce named another manifest
 };
 
 }  // namespace
