@@ -84,9 +84,10 @@ class [[nodiscard]] result {
     static_assert(!std::is_same_v<T, error>, "result<error> is meaningless");
 
 public:
+    // cppcheck-suppress passedByValue ; taken by value to be moved in
     result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit by design
         : _v(std::in_place_index<0>, std::move(value)) {}
-    result(error e) noexcept : _v(std::in_place_index<1>, e) {}  // NOLINT: implicit by design
+    result(const error& e) noexcept : _v(std::in_place_index<1>, e) {}  // NOLINT: implicit by design
 
     bool has_value() const noexcept { return _v.index() == 0; }
     explicit operator bool() const noexcept { return has_value(); }
@@ -122,7 +123,7 @@ template <>
 class [[nodiscard]] result<void> {
 public:
     result() noexcept = default;
-    result(error e) noexcept : _error(e) {}  // NOLINT: implicit by design
+    result(const error& e) noexcept : _error(e) {}  // NOLINT: implicit by design
 
     bool has_value() const noexcept { return !_error.has_value(); }
     explicit operator bool() const noexcept { return has_value(); }

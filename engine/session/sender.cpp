@@ -154,7 +154,8 @@ struct sender::state {
         if (esi < k) {
             esi = k;
         }
-        next_esi[block] = static_cast<std::uint8_t>(std::size_t{esi} + 1 >= fec::esi_count_max ? 0 : esi + 1);
+        const bool last = std::size_t{esi} + 1 >= fec::esi_count_max;
+        next_esi[block] = last ? std::uint8_t{0} : static_cast<std::uint8_t>(esi + 1);
         return esi;
     }
 
