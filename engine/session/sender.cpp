@@ -83,6 +83,13 @@ struct sender::state {
         return static_cast<std::uint32_t>(payload) + config.packet_overhead_bytes;
     }
 
+    // A packet is going out: its IP-layer bytes come off the tokens and onto the count.
+    void spend(const io::packet& p) {
+        const std::uint32_t cost = packet_cost(p.size);
+        tokens_bytes -= cost;
+        stats.bytes_sent += cost;
+    }
+
     void refill(std::int64_t now_ns) {
         if (now_ns > tokens_ns) {
             tokens_bytes += static_cast<double>(now_ns - tokens_ns) * rate_bps / 8.0 / 1e9;
@@ -351,9 +358,8 @@ std::size_t sender::produce(io::packet* out, std::size_t count, std::int64_t now
             auto size = wire::encode_announce(a, s.config.key, {p.data, full_size});
             SHOAL_ASSERT(size.has_value());
             p.size = static_cast<std::uint32_t>(*size);
-            s.tokens_bytes -= s.packet_cost(p.size);
+            s.spend(p);
             s.stats.announce_packets++;
-            s.stats.bytes_sent += s.packet_cost(p.size);
             ++n;
             if (s.phase == wire::session_phase::done) {
                 s.done_announces_left--;
@@ -383,9 +389,8 @@ std::size_t sender::produce(io::packet* out, std::size_t count, std::int64_t now
             auto size = wire::encode_control(c, s.config.key, {p.data, full_size});
             SHOAL_ASSERT(size.has_value());
             p.size = static_cast<std::uint32_t>(*size);
-            s.tokens_bytes -= s.packet_cost(p.size);
+            s.spend(p);
             s.stats.control_packets++;
-            s.stats.bytes_sent += s.packet_cost(p.size);
             ++n;
             continue;
         }
@@ -454,8 +459,7 @@ std::size_t sender::produce(io::packet* out, std::size_t count, std::int64_t now
             }
             break;
         }
-        s.tokens_bytes -= s.packet_cost(p.size);
-        s.stats.bytes_sent += s.packet_cost(p.size);
+        s.spend(p);
         ++n;
     }
     return n;
