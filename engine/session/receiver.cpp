@@ -166,8 +166,9 @@ struct receiver::state {
         const auto& expected = config.manifest_sha256 ? *config.manifest_sha256 : announce.manifest_sha256;
         if (digest != expected) {
             if (expected != announce.manifest_sha256) {
-                return error(errc::corrupt, "the session announces another manifest than the "
-                                            "one we were given: check the image we were told to fetch");
+                return error(errc::corrupt,
+                             "the session announces another manifest than the "
+                             "one we were given: check the image we were told to fetch");
             }
             log::warn("receiver {:08x}: session manifest failed its SHA-256; asking for it again",
                       config.receiver_id);
@@ -590,7 +591,8 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
             }
         }
         if (a->k_max != s.announce.k_max || a->symbol_size != s.announce.symbol_size ||
-            a->block_count != s.announce.block_count || a->manifest_size != s.announce.manifest_size ||
+            a->block_count != s.announce.block_count ||
+            a->manifest_size != s.announce.manifest_size ||
             a->manifest_sha256 != s.announce.manifest_sha256) {
             s.stats.malformed_packets++;
             return;  // a session does not change shape

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(c.raw_size >= 1 && c.raw_size <= chunk_raw_size_max);
         FUZZ_CHECK(c.codec == chunk_codec::raw || c.codec == chunk_codec::zstd);
         FUZZ_CHECK(c.codec != chunk_codec::raw || c.wire_size == c.raw_size);
-        FUZZ_CHECK(c.target_offset >= end_of_previous);           // sorted, not overlapping
+        FUZZ_CHECK(c.target_offset >= end_of_previous);  // sorted, not overlapping
         FUZZ_CHECK(c.target_offset <= m->target_size &&
                    c.raw_size <= m->target_size - c.target_offset);  // inside the target
         end_of_previous = c.target_offset + c.raw_size;

@@ -31,8 +31,8 @@ using fuzz::session_id;
 using fuzz::symbol_size;
 
 constexpr std::uint32_t our_id = 0x0000BEEF;
-constexpr std::size_t records_max = 4096;     // records of one input, at most
-constexpr std::size_t raw_size_max = 2048;    // bytes of one raw packet, at most
+constexpr std::size_t records_max = 4096;   // records of one input, at most
+constexpr std::size_t raw_size_max = 2048;  // bytes of one raw packet, at most
 
 // Big-endian fields of the input; zeros once it runs out.
 class cursor {
@@ -219,9 +219,9 @@ private:
             std::vector<std::byte> out(entry.raw_size);
             written = session::verify_and_decode(entry, c.wire, out, dctx()).has_value();
             // Honest packets only: the chunk is the one that was sent.
+            const auto sent = _tx.data.begin() + static_cast<std::ptrdiff_t>(entry.target_offset);
             FUZZ_CHECK(written || _tainted);
-            FUZZ_CHECK(!written || std::equal(out.begin(), out.end(),
-                                              _tx.data.begin() + static_cast<std::ptrdiff_t>(entry.target_offset)));
+            FUZZ_CHECK(!written || std::equal(out.begin(), out.end(), sent));
         }
         _rx->chunk_done(c.chunk, written, written ? entry.raw_size : 0, _now_ns);
     }
@@ -270,8 +270,8 @@ private:
     std::int64_t _now_ns = 1'000'000'000;
     std::uint32_t _seq = 1;
     std::uint32_t _block_count_max = 0;  // the largest any announce claimed
-    bool _tainted = false;    // fed something other than the honest sender's packets
-    bool _hash_lied = false;  // an authentic announce named another manifest
+    bool _tainted = false;               // fed something other than the honest sender's packets
+    bool _hash_lied = false;             // an authentic announce named another manifest
 };
 
 }  // namespace
@@ -294,8 +294,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         config.manifest_sha256 = tx.prepared.manifest_sha256;  // given out of band
     }
     config.memory_bytes_max = (c & 0x04) != 0 ? 1024 : 1u << 20;  // 1024: two of three chunks
-    config.payload_size_max = (c & 0x08) != 0 ? wire::status_fixed_size + 2 * wire::loss_run_size
-                                              : 1472;
+    config.payload_size_max =
+        (c & 0x08) != 0 ? wire::status_fixed_size + 2 * wire::loss_run_size : 1472;
     config.reorder_blocks = (c >> 4) & 3;
     // Limits scaled down, so that an announce at a limit still costs an input little memory.
     config.manifest_size_max = 1u << 20;

@@ -9,11 +9,11 @@
 namespace shoal::fuzz {
 
 // A failed check is a finding: trap, so libFuzzer saves the input that caused it.
-#define FUZZ_CHECK(cond)          \
-    do {                          \
-        if (!(cond)) {            \
-            __builtin_trap();     \
-        }                         \
+#define FUZZ_CHECK(cond)      \
+    do {                      \
+        if (!(cond)) {        \
+            __builtin_trap(); \
+        }                     \
     } while (0)
 
 inline constexpr std::byte key_bytes[] = {

@@ -23,7 +23,8 @@ using bytes = std::vector<std::byte>;
 void save(const fs::path& dir, const char* name, std::span<const std::byte> content) {
     fs::create_directories(dir);
     std::ofstream(dir / name, std::ios::binary)
-        .write(reinterpret_cast<const char*>(content.data()), static_cast<std::streamsize>(content.size()));
+        .write(reinterpret_cast<const char*>(content.data()),
+               static_cast<std::streamsize>(content.size()));
 }
 
 template <class F>
@@ -41,7 +42,8 @@ void wire_seeds(const fs::path& dir) {
     d.block = 3;
     d.esi = 1;
     d.k = 2;
-    bytes data = encoded(wire::data_header_size, [&](auto out) { return wire::encode_data_header(d, out); });
+    bytes data =
+        encoded(wire::data_header_size, [&](auto out) { return wire::encode_data_header(d, out); });
     data.resize(data.size() + 64, std::byte{0x42});
     save(dir, "data", data);
 
@@ -91,10 +93,19 @@ public:
         _out.push_back(std::byte{v});
         return *this;
     }
-    script& u16(std::uint16_t v) { return u8(static_cast<std::uint8_t>(v >> 8)).u8(static_cast<std::uint8_t>(v)); }
-    script& u32(std::uint32_t v) { return u16(static_cast<std::uint16_t>(v >> 16)).u16(static_cast<std::uint16_t>(v)); }
+    script& u16(std::uint16_t v) {
+        return u8(static_cast<std::uint8_t>(v >> 8)).u8(static_cast<std::uint8_t>(v));
+    }
+    script& u32(std::uint32_t v) {
+        return u16(static_cast<std::uint16_t>(v >> 16)).u16(static_cast<std::uint16_t>(v));
+    }
     script& data(std::uint32_t block, std::uint8_t esi) {
-        return op(receiver_op::data).u16(static_cast<std::uint16_t>(block)).u8(esi).u8(0).u8(0).u8(0);
+        return op(receiver_op::data)
+            .u16(static_cast<std::uint16_t>(block))
+            .u8(esi)
+            .u8(0)
+            .u8(0)
+            .u8(0);
     }
     script& chunk(std::uint8_t verdict) { return op(receiver_op::chunk).u8(verdict); }
     script& time(std::uint16_t ms) { return op(receiver_op::time).u16(ms); }
@@ -151,7 +162,14 @@ void receiver_seeds(const fs::path& dir) {
     // Foreign and malformed packets, then a session the script announces itself.
     script hostile(0x40);
     hostile.op(receiver_op::raw).u16(4).u32(0x53480101);
-    hostile.op(receiver_op::raw_ours).u16(24).u32(0x53480101).u32(0).u32(0).u32(5).u32(0x00020000).u32(0);
+    hostile.op(receiver_op::raw_ours)
+        .u16(24)
+        .u32(0x53480101)
+        .u32(0)
+        .u32(0)
+        .u32(5)
+        .u32(0x00020000)
+        .u32(0);
     hostile.op(receiver_op::announce).u8(1).u8(0).u32(0).u32(0).u16(10).u8(0);
     hostile.data(0, 0).data(0, 1).data(1, 0).time(6000);
     save(dir, "hostile", hostile.out());
