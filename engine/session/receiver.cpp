@@ -62,10 +62,12 @@ struct receiver::state {
     // Per block.
     std::vector<std::uint8_t> have;          // distinct symbols held
     std::vector<std::uint8_t> done;          // complete (decoded)
-    std::vector<std::uint8_t> heard_missing; // largest count anyone asked, this epoch
-    std::vector<std::uint8_t> heard_epoch;
-    std::uint8_t epoch = 1;
-    std::int64_t next_epoch_ns = 0;
+    // The largest count anyone (we included) asked for a block, and when, in 1 ms ticks
+    // that wrap every 65 s: an ask stands for renak_intervals feedback intervals from the
+    // moment it was made, so repairs have time to arrive before we ask again.
+    std::vector<std::uint8_t> heard_missing;
+    std::vector<std::uint16_t> heard_tick;
+    std::uint16_t tick = 0;
     std::uint32_t watermark = 0;
     std::uint32_t blocks_complete = 0;
     std::uint32_t highest_block = 0;
@@ -139,14 +141,13 @@ struct receiver::state {
         have.assign(a.block_count, 0);
         done.assign(a.block_count, 0);
         heard_missing.assign(a.block_count, 0);
-        heard_epoch.assign(a.block_count, 0);
+        heard_tick.assign(a.block_count, 0);
         manifest_buffer.assign(layout->object_buffer_size(0), std::byte{0});
         manifest_slot.data = manifest_buffer.data();
         manifest_slot.esi_at.assign(std::size_t{layout->object_block_count(0)} * a.k_max,
                                     empty_position);
         manifest_slot.object = 0;
         phase = receiver_phase::waiting_manifest;
-        next_epoch_ns = now_ns;
         // The first status (our join) at a random point of the interval: a room of PCs
         // powered on together does not answer the first announce all at once.
         std::uniform_int_distribution<std::int64_t> spread(0, std::max<std::int64_t>(a.feedback_interval_us, 1000) * 1000);
@@ -443,15 +444,23 @@ struct receiver::state {
         }
     }
 
+    void set_clock(std::int64_t now_ns) { tick = static_cast<std::uint16_t>(now_ns / 1'000'000); }
+
+    bool ask_stands(std::uint32_t b) const {
+        const std::int64_t window_ms =
+            std::clamp<std::int64_t>(renak_intervals * feedback_interval_ns / 1'000'000, 3, 30'000);
+        return static_cast<std::uint16_t>(tick - heard_tick[b]) < window_ms;
+    }
+
     bool suppressed(std::uint32_t b, std::uint8_t missing) const {
-        return heard_epoch[b] == epoch && heard_missing[b] >= missing;
+        return ask_stands(b) && heard_missing[b] >= missing;
     }
 
     void hear(std::uint32_t b, std::uint8_t missing) {
-        if (heard_epoch[b] != epoch) {
-            heard_epoch[b] = epoch;
+        if (!ask_stands(b)) {
             heard_missing[b] = 0;
         }
+        heard_tick[b] = tick;
         heard_missing[b] = std::max(heard_missing[b], missing);
     }
 
@@ -499,7 +508,7 @@ struct receiver::state {
                 if (!add_run(b, missing, runs_max)) {
                     return false;
                 }
-                hear(b, missing);  // our own ask stands for this epoch too
+                hear(b, missing);  // our own ask stands too, until repairs can have come
             }
             return true;
         };
@@ -647,6 +656,7 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
             return;
         }
         // Another receiver's asks: ours for the same blocks, if no larger, can wait.
+        s.set_clock(now_ns);
         std::uint32_t budget = heard_blocks_max;
         for (std::size_t i = 0; i < st->run_count && budget > 0; ++i) {
             const wire::loss_run run = wire::loss_run_at(*st, i);
@@ -696,10 +706,7 @@ std::size_t receiver::produce(io::packet* out, std::size_t count, std::int64_t n
     if (s.phase == receiver_phase::waiting_announce || now_ns < s.next_status_ns) {
         return 0;
     }
-    if (now_ns >= s.next_epoch_ns) {
-        s.epoch = static_cast<std::uint8_t>(s.epoch == 255 ? 1 : s.epoch + 1);
-        s.next_epoch_ns = now_ns + renak_intervals * s.feedback_interval_ns;
-    }
+    s.set_clock(now_ns);
     s.close_loss_window();
     const std::size_t runs_max = wire::status_runs_max(s.config.payload_size_max);
     if (s.phase == receiver_phase::receiving || s.phase == receiver_phase::waiting_manifest) {
