@@ -146,6 +146,22 @@ static result<header> expect_type(std::span<const std::byte> packet, packet_type
     return h;
 }
 
+// A packet that steers receivers: its type, its exact size, and its tag under the key.
+static result<header> expect_tagged(std::span<const std::byte> packet, packet_type type,
+                                    std::size_t size, const char* what,
+                                    std::span<const std::byte> key) noexcept {
+    auto h = expect_type(packet, type, size, what);
+    if (!h) {
+        return h;
+    }
+    if (packet.size() != size) {
+        return error::format(errc::malformed, 0, "{} packet of {} bytes, expected {}", what,
+                             packet.size(), size);
+    }
+    SHOAL_RETURN_IF_ERROR(check_tag(key, packet, what));
+    return h;
+}
+
 result<data_packet> decode_data(std::span<const std::byte> packet) noexcept {
     auto h = expect_type(packet, packet_type::data, data_header_size + 1, "data");
     if (!h) {
@@ -182,15 +198,10 @@ result<std::size_t> encode_data_header(const data_packet& packet, std::span<std:
 
 result<announce_packet> decode_announce(std::span<const std::byte> packet,
                                         std::span<const std::byte> key) noexcept {
-    auto h = expect_type(packet, packet_type::announce, announce_size, "announce");
+    auto h = expect_tagged(packet, packet_type::announce, announce_size, "announce", key);
     if (!h) {
         return h.err();
     }
-    if (packet.size() != announce_size) {
-        return error::format(errc::malformed, 0, "announce packet of {} bytes, expected {}",
-                             packet.size(), announce_size);
-    }
-    SHOAL_RETURN_IF_ERROR(check_tag(key, packet, "announce"));
     reader r(packet.subspan(header_size));
     announce_packet a;
     a.hdr = *h;
@@ -311,15 +322,10 @@ result<std::size_t> encode_status(const status_packet& packet, std::span<const l
 
 result<control_packet> decode_control(std::span<const std::byte> packet,
                                       std::span<const std::byte> key) noexcept {
-    auto h = expect_type(packet, packet_type::control, control_size, "control");
+    auto h = expect_tagged(packet, packet_type::control, control_size, "control", key);
     if (!h) {
         return h.err();
     }
-    if (packet.size() != control_size) {
-        return error::format(errc::malformed, 0, "control packet of {} bytes, expected {}",
-                             packet.size(), control_size);
-    }
-    SHOAL_RETURN_IF_ERROR(check_tag(key, packet, "control"));
     reader r(packet.subspan(header_size));
     control_packet c;
     c.hdr = *h;
