@@ -97,6 +97,7 @@ struct receiver::state {
     std::uint32_t seq_low = 0, seq_high = 0;
     std::uint64_t seq_received = 0;
     bool seq_started = false;
+    bool seq_anchored = false;
     double loss_ewma = 0;
     double drain_Bps = 0;
     std::uint64_t drained_since = 0;
@@ -414,9 +415,20 @@ struct receiver::state {
     // Every packet of the sender's counts here (data, announce, control: one counter).
     void note_sequence(std::uint32_t seq_no) {
         if (!seq_started) {
+            // The first window starts at the first packet heard; each later one right
+            // after the last, so a packet lost at a window's edge is still counted.
             seq_started = true;
-            seq_low = seq_high = seq_no;
+            if (!seq_anchored) {
+                seq_anchored = true;
+                seq_low = seq_no;
+            }
+            seq_high = seq_no;
             seq_received = 1;
+            return;
+        }
+        if (static_cast<std::int32_t>(seq_no - seq_low) < 0) {
+            // Reordered past the end of its window, which counted it lost: it was not.
+            stats.lost_packets -= stats.lost_packets > 0 ? 1 : 0;
             return;
         }
         if (static_cast<std::int32_t>(seq_no - seq_high) > 0) {
@@ -425,23 +437,21 @@ struct receiver::state {
         seq_received++;
     }
 
+    // Closes the loss window once it spans 16 packets; shorter ones wait for more.
     void close_loss_window() {
-        if (!seq_started) {
+        if (!seq_started || static_cast<std::int32_t>(seq_high - seq_low) < 0) {
             return;
         }
         const std::uint64_t expected = std::uint64_t{seq_high - seq_low} + 1;
-        const double loss = expected > seq_received
-                                ? static_cast<double>(expected - seq_received) / static_cast<double>(expected)
-                                : 0.0;
-        if (expected > seq_received) {
-            stats.lost_packets += expected - seq_received;
+        if (expected < 16) {
+            return;
         }
-        if (expected >= 16) {
-            loss_ewma = 0.7 * loss_ewma + 0.3 * loss;
-            seq_low = seq_high + 1;
-            seq_received = 0;
-            seq_started = false;
-        }
+        const std::uint64_t lost = expected > seq_received ? expected - seq_received : 0;
+        stats.lost_packets += lost;
+        loss_ewma = 0.7 * loss_ewma + 0.3 * static_cast<double>(lost) / static_cast<double>(expected);
+        seq_low = seq_high + 1;
+        seq_received = 0;
+        seq_started = false;
     }
 
     void set_clock(std::int64_t now_ns) { tick = static_cast<std::uint16_t>(now_ns / 1'000'000); }

@@ -77,6 +77,14 @@ TEST_F(session_sim, eight_receivers_random_loss_reorder_duplication) {
         EXPECT_EQ(r.complete_count, 8u) << "loss " << loss;
         EXPECT_GT(net.sender().stats().repair_packets, 0u);
         EXPECT_GT(net.receiver(0).stats().blocks_decoded, 0u);  // FEC did the healing
+        // The receivers' loss counts are what the network took, give or take duplicates,
+        // the packets after their last full window and those after they finished.
+        for (int i = 0; i < 8; ++i) {
+            const double dropped = static_cast<double>(net.dropped_from_sender(i));
+            const double counted = static_cast<double>(net.receiver(i).stats().lost_packets);
+            EXPECT_GE(counted, 0.9 * dropped - 20) << "receiver " << i << " loss " << loss;
+            EXPECT_LE(counted, 1.1 * dropped + 20) << "receiver " << i << " loss " << loss;
+        }
     }
 }
 

@@ -54,6 +54,11 @@ void network::broadcast(std::shared_ptr<const std::vector<std::byte>> p, int fro
         link_profile none;
         const link_profile& l = n ? n->link : none;
         if (n != nullptr && lost(*n)) {
+            const auto phase = n->rx->phase();
+            const bool listening = phase == session::receiver_phase::waiting_manifest ||
+                                   phase == session::receiver_phase::receiving ||
+                                   phase == session::receiver_phase::complete;
+            n->dropped_from_sender += from < 0 && listening ? 1 : 0;
             return;
         }
         std::int64_t queued_ns = 0;

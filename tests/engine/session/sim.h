@@ -53,6 +53,7 @@ public:
 
     session::sender& sender() { return *_sender; }
     session::receiver& receiver(std::size_t i) { return *_nodes[i].rx; }
+    std::uint64_t dropped_from_sender(std::size_t i) const { return _nodes[i].dropped_from_sender; }
     // Called on every packet the sender sends, before delivery: tests inject forged ones.
     std::function<void(std::vector<std::byte>&)> tamper;
 
@@ -72,6 +73,7 @@ private:
         link_profile link;
         bool bad_state = false;
         std::int64_t link_busy_until_ns = 0;
+        std::uint64_t dropped_from_sender = 0;  // what the network took from this receiver
         queue inbox;
         std::vector<std::byte> target;
         ZSTD_DCtx* dctx = nullptr;
