@@ -280,7 +280,7 @@ struct receiver::state {
     }
 
     // Stores one symbol; completes the block (and maybe its object) when it has k.
-    void store(const wire::data_packet& d, std::int64_t now_ns) {
+    void store(const wire::data_packet& d) {
         const std::uint32_t b = d.block;
         if (done[b]) {
             stats.duplicate_packets++;
@@ -340,12 +340,12 @@ struct receiver::state {
         std::memcpy(base + position * sym, bytes, sym);
         at[position] = d.esi;
         if (++have[b] == info.k) {
-            complete_block(b, info, *s, base, at, now_ns);
+            complete_block(b, info, *s, base, at);
         }
     }
 
     void complete_block(std::uint32_t b, const block_info& info, slot& s, std::byte* base,
-                        std::uint8_t* at, std::int64_t now_ns) {
+                        std::uint8_t* at) {
         const std::size_t sym = layout->symbol_size();
         std::uint8_t missing[fec::k_limit];
         fec::repair_symbol repairs[fec::k_limit];
@@ -383,7 +383,6 @@ struct receiver::state {
             if (auto st = accept_manifest(); !st) {
                 fail(st.err());
             }
-            (void)now_ns;
             return;
         }
         const std::uint32_t chunk = info.object - 1;
@@ -656,7 +655,7 @@ void receiver::on_packet(std::span<const std::byte> bytes, std::int64_t now_ns) 
             s.highest_block = d->block;
         }
         if (s.phase == receiver_phase::waiting_manifest || s.phase == receiver_phase::receiving) {
-            s.store(*d, now_ns);
+            s.store(*d);
         }
         return;
     }

@@ -106,7 +106,7 @@ struct sender::state {
     }
 
     // Pointers to a block's k source symbols; the last symbol of an object is padded.
-    void source_pointers(std::uint32_t block, const block_info& b, const std::byte** out) {
+    void source_pointers(const block_info& b, const std::byte** out) {
         const auto object = objects[b.object];
         const std::size_t base = layout.block_offset(b);
         const std::size_t s = layout.symbol_size();
@@ -120,7 +120,6 @@ struct sender::state {
                 out[i] = pad_symbol.data();
             }
         }
-        (void)block;
     }
 
     // Writes a data packet for symbol `esi` of `block` into p. Returns false on an encode
@@ -139,7 +138,7 @@ struct sender::state {
         SHOAL_ASSERT(header.has_value());
         std::byte* symbol = p.data + wire::data_header_size;
         const std::byte* source[fec::k_limit];
-        source_pointers(block, b, source);
+        source_pointers(b, source);
         if (esi < b.k) {
             std::memcpy(symbol, source[esi], s);
         } else {
