@@ -27,6 +27,9 @@ namespace {
 constexpr int burst_max = 64;
 // How often the loop wakes with nothing to read, to compact the lease file.
 constexpr int idle_poll_ms = 1000;
+// Receive buffer per socket: a lab powering on at once sends hundreds of DISCOVERs in a burst
+// (a few KiB of kernel memory each); the default would drop most of them.
+constexpr int receive_buffer_bytes = 4 << 20;
 
 std::int64_t unix_now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -74,8 +77,10 @@ result<interface_info> lookup(const std::string& name) {
     return info;
 }
 
-// A UDP socket on port, bound to the interface's device. reuse: SO_REUSEADDR, so that the
-// same port can be bound once per device (and a probe without it finds who holds the port).
+// A UDP socket on port, bound to the interface's device. Without SO_REUSEADDR (reuse false)
+// the bind fails if any other socket holds the port on this device or on all devices, so a
+// second DHCP server on the link is found rather than silently sharing its packets; one
+// socket per device never conflicts with our own on other devices.
 result<int> open_socket(const interface_info& itf, std::uint16_t port, bool reuse) {
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -105,6 +110,10 @@ result<int> open_socket(const interface_info& itf, std::uint16_t port, bool reus
         ::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0 ||
         ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) {
         return fail("setting socket options");
+    }
+    // Best effort: capped by net.core.rmem_max unless we may force it.
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes, sizeof receive_buffer_bytes) != 0) {
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
     }
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, itf.name.c_str(),
                      static_cast<socklen_t>(itf.name.size())) != 0) {
@@ -173,13 +182,13 @@ public:
         }
         _responder = std::make_unique<responder>(_cfg, _table ? &*_table : nullptr);
         for (std::size_t i = 0; i < _interfaces.size(); i++) {
-            auto fd = open_socket(_interfaces[i], _cfg.server_port, true);
+            auto fd = open_socket(_interfaces[i], _cfg.server_port, false);
             if (!fd) {
                 return fd.err();
             }
             _listeners.push_back({*fd, i, _cfg.server_port});
             if (_cfg.mode == mode::proxy) {
-                auto pxe = open_socket(_interfaces[i], _cfg.pxe_port, true);
+                auto pxe = open_socket(_interfaces[i], _cfg.pxe_port, false);
                 if (!pxe) {
                     return pxe.err();
                 }
