@@ -66,18 +66,28 @@ struct stats responder::snapshot() const noexcept {
 
 std::string_view responder::expand(std::string_view pattern, ipv4 server, const message& m,
                                    std::string_view file) {
-    std::size_t used = 0;
+    // Formatted in place into _url (cut at its size): nothing is allocated per client.
+    char* const begin = _url.data();
+    char* const end = begin + _url.size();
+    char* out = begin;
     auto put = [&](std::string_view s) {
-        std::size_t n = std::min(s.size(), _url.size() - used);
-        std::memcpy(_url.data() + used, s.data(), n);
-        used += n;
+        std::size_t n = std::min(s.size(), static_cast<std::size_t>(end - out));
+        std::memcpy(out, s.data(), n);
+        out += n;
     };
     while (!pattern.empty()) {
         if (pattern.starts_with("{server}")) {
-            put(format_ipv4(server));
+            out = fmt::format_to_n(out, static_cast<std::size_t>(end - out), "{}.{}.{}.{}",
+                                   server >> 24, (server >> 16) & 0xff, (server >> 8) & 0xff,
+                                   server & 0xff)
+                      .out;
             pattern.remove_prefix(8);
         } else if (pattern.starts_with("{mac}")) {
-            put(format_mac(m.mac()));
+            const auto& c = m.chaddr;
+            out = fmt::format_to_n(out, static_cast<std::size_t>(end - out),
+                                   "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", c[0], c[1], c[2],
+                                   c[3], c[4], c[5])
+                      .out;
             pattern.remove_prefix(5);
         } else if (pattern.starts_with("{file}")) {
             put(file);
@@ -87,7 +97,7 @@ std::string_view responder::expand(std::string_view pattern, ipv4 server, const 
             pattern.remove_prefix(1);
         }
     }
-    return {_url.data(), used};
+    return {begin, static_cast<std::size_t>(out - begin)};
 }
 
 boot_choice responder::choose_boot(const message& m, ipv4 server_address) {
