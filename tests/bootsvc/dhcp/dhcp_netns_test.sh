@@ -202,8 +202,12 @@ timeout 20 ip netns exec "$prefix-c2" python3 "$pxe_client" --mac 52:54:00:00:00
 check "iPXE beside dnsmasq gets the script URL from shoal" test "$(pxe "$work/pxe3.json" "[o['file'] for o in r['offers'] if o['yiaddr']=='0.0.0.0']")" = "['http://10.77.0.1:8080/boot?mac=52:54:00:00:00:02']"
 
 # dhclient as a PXE client: its address comes from dnsmasq, shoal sends only a proxy offer.
+# dhclient is no PXE client: it takes the first offer, and one run in several the first is
+# shoal's ProxyDHCP offer (no address). A PXE ROM knows better; dhclient is told to require
+# what an address offer carries.
 cat > "$work/dhclient-pxe.conf" <<'CONF'
 timeout 15; retry 1;
+require subnet-mask;
 send vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";
 send user-class "shoal-test";
 CONF
