@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -167,6 +168,29 @@ TEST_F(session_sim, slow_receiver_does_not_set_the_pace) {
         told |= rep.id == mixed.receiver(3).id() && rep.told_slow;
     }
     EXPECT_TRUE(told) << "the sender should say the slow receiver fell below the floor";
+}
+
+// One receiver on a link that drops 5% must not drag the healthy ones to its pace: the
+// repairs only it needs take a bounded share of the main pass, the rest wait for catch-up.
+TEST_F(session_sim, lossy_minority_receiver_does_not_slow_the_rest) {
+    fixture f(32u << 20, 1u << 20);
+    auto cfg = base_config(900'000'000);
+    sim::link_profile healthy;
+    sim::link_profile lossy;
+    lossy.loss = 0.05;
+    sim::network alone(7, f.prepared, cfg, std::vector<sim::link_profile>(3, healthy));
+    auto base = alone.run(60 * s, f.data);
+    ASSERT_TRUE(base.all_identical);
+    sim::network mixed(7, f.prepared, cfg, {healthy, healthy, healthy, lossy});
+    auto r = mixed.run(60 * s, f.data);
+    EXPECT_TRUE(r.all_identical);
+    for (int i = 0; i < 3; ++i) {
+        const double slowdown = static_cast<double>(r.complete_ns[i]) / static_cast<double>(base.complete_ns[i]);
+        std::printf("healthy receiver %d: %.3fx the time without the lossy one\n", i, slowdown);
+        EXPECT_LE(slowdown, 1.05) << "healthy receiver " << i << " was slowed";
+    }
+    std::printf("lossy receiver: %.3fx\n",
+                static_cast<double>(r.complete_ns[3]) / static_cast<double>(base.complete_ns[0]));
 }
 
 TEST_F(session_sim, slow_receiver_told_to_fall_back_stops_with_a_clear_error) {
