@@ -294,6 +294,8 @@ status read_disk(const std::string& dir, const std::set<std::string>& names, fog
         return table.err();
     }
     disk.table = std::move(*table);
+    disk.table_text = std::move(*text);
+    disk.table_file = d + table_name;
     if (has(".minimum.partitions")) {
         auto mt = read_text(path(".minimum.partitions"));
         if (!mt) {

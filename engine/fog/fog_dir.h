@@ -61,6 +61,8 @@ struct fog_disk {
     bool mbr_is_sgdisk_backup = false;
     std::vector<std::byte> grub_mbr;   // dN.grub.mbr (gpt disks with GRUB), else empty
     partition_table table;             // dN.partitions (the disk as it was)
+    std::string table_text;            // that file's text, for libfdisk to apply
+    std::string table_file;            // its name: "d1.partitions"
     std::optional<partition_table> minimum;  // dN.minimum.partitions (resizable images)
     std::optional<std::uint64_t> size_bytes; // dN.size (all-disks images)
     std::vector<fog_partition> partitions;   // one per table entry, by number
