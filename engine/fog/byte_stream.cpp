@@ -199,8 +199,8 @@ result<std::unique_ptr<decoded_stream>> decoded_stream::open(std::unique_ptr<byt
             return error(errc::exhausted, "zlib: inflateInit2 failed (out of memory?)");
         }
         s->_zlib = z;
-    } else if (s->_in_end >= 4 && (le32(p) == zstd_frame_magic ||
-                                   (le32(p) & 0xFFFFFFF0u) == zstd_skippable_magic)) {
+    } else if (s->_in_end >= 4 &&
+               (le32(p) == zstd_frame_magic || (le32(p) & 0xFFFFFFF0u) == zstd_skippable_magic)) {
         s->_kind = compression::zstd;
         ZSTD_DStream* d = ZSTD_createDStream();
         if (d == nullptr) {

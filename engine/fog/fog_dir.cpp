@@ -57,8 +57,8 @@ result<std::set<std::string>> list_dir(const std::string& dir) {
         }
         if (names.size() == dir_entry_count_max) {
             ::closedir(d);
-            return error::format(errc::malformed, 0, "{}: more than {} files: not a FOG image",
-                                 dir, dir_entry_count_max);
+            return error::format(errc::malformed, 0, "{}: more than {} files: not a FOG image", dir,
+                                 dir_entry_count_max);
         }
         names.emplace(n);
     }
@@ -74,8 +74,7 @@ std::string join(const std::string& dir, std::string_view name) {
 result<std::uint64_t> regular_file_size(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        return error::format(errno == ENOENT ? errc::not_found : errc::io, errno, "stat {}",
-                             path);
+        return error::format(errno == ENOENT ? errc::not_found : errc::io, errno, "stat {}", path);
     }
     if (!S_ISREG(st.st_mode)) {
         return error::format(errc::invalid_argument, 0, "{} is not a regular file", path);
@@ -124,9 +123,8 @@ result<std::string> read_text(const std::string& path) {
 
 // "123" -> 123 (digits only, no sign, no leading '+').
 bool parse_number(std::string_view s, std::uint32_t& out) {
-    if (s.empty() || s.size() > 6 || !std::all_of(s.begin(), s.end(), [](char c) {
-            return c >= '0' && c <= '9';
-        })) {
+    if (s.empty() || s.size() > 6 ||
+        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         return false;
     }
     std::from_chars(s.data(), s.data() + s.size(), out);
@@ -161,15 +159,14 @@ bool partition_image_name(std::string_view name, std::uint32_t& disk, std::uint3
         return false;
     }
     const std::string_view tail = rest.substr(dot);
-    return tail == ".img" || (tail.size() == 8 && tail.substr(0, 5) == ".img." &&
-                              std::all_of(tail.begin() + 5, tail.end(),
-                                          [](char c) { return c >= '0' && c <= '9'; }));
+    return tail == ".img" ||
+           (tail.size() == 8 && tail.substr(0, 5) == ".img." &&
+            std::all_of(tail.begin() + 5, tail.end(), [](char c) { return c >= '0' && c <= '9'; }));
 }
 
 bool is_piece_suffix(std::string_view s) {
-    return s.size() >= 3 && std::all_of(s.begin(), s.end(), [](char c) {
-               return c >= '0' && c <= '9';
-           });
+    return s.size() >= 3 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::string piece_name(const std::string& base, std::size_t index) {
@@ -260,10 +257,17 @@ bool is_extended_type(const partition_table& t, const partition_entry& p) {
 // The files FOG writes that name a disk: dN.<suffix>.
 const std::set<std::string_view>& disk_sidecar_suffixes() {
     static const std::set<std::string_view> s = {
-        ".mbr",           ".grub.mbr",           ".has_grub",
-        ".partitions",    ".minimum.partitions", ".original.partitions",
-        ".shrunken.partitions", ".fixed_size_partitions", ".original.fstypes",
-        ".original.swapuuids",  ".size",
+        ".mbr",
+        ".grub.mbr",
+        ".has_grub",
+        ".partitions",
+        ".minimum.partitions",
+        ".original.partitions",
+        ".shrunken.partitions",
+        ".fixed_size_partitions",
+        ".original.fstypes",
+        ".original.swapuuids",
+        ".size",
     };
     return s;
 }
@@ -306,8 +310,9 @@ status read_disk(const std::string& dir, const std::set<std::string>& names, fog
             return minimum.err();
         }
         if (minimum->label != disk.table.label) {
-            return error::format(errc::malformed, 0, "{}: {}.minimum.partitions is {} but {}{} is {}",
-                                 dir, d, minimum->label, d, table_name, disk.table.label);
+            return error::format(errc::malformed, 0,
+                                 "{}: {}.minimum.partitions is {} but {}{} is {}", dir, d,
+                                 minimum->label, d, table_name, disk.table.label);
         }
         disk.minimum = std::move(*minimum);
     }
@@ -340,8 +345,8 @@ status read_disk(const std::string& dir, const std::set<std::string>& names, fog
         disk.mbr = std::move(*mbr);
     } else {
         return error::format(errc::not_found, 0,
-                             "{}: {}.mbr is missing: FOG saves the boot sectors of every disk",
-                             dir, d);
+                             "{}: {}.mbr is missing: FOG saves the boot sectors of every disk", dir,
+                             d);
     }
     if (has(".grub.mbr")) {
         auto g = read_small_file(path(".grub.mbr"), mbr_size_bytes_max);
@@ -528,8 +533,8 @@ result<fog_image> read_fog_image(const std::string& dir) {
         for (std::uint32_t part : images[n]) {
             if (disk.table.find(part) == nullptr) {
                 return error::format(errc::malformed, 0,
-                                     "{}: d{}p{}.img has no partition {} in d{}.partitions", dir,
-                                     n, part, part, n);
+                                     "{}: d{}p{}.img has no partition {} in d{}.partitions", dir, n,
+                                     part, part, n);
             }
         }
         img.disks.push_back(std::move(disk));

@@ -45,10 +45,10 @@ std::string_view fog_content_name(fog_content c) noexcept;
 struct fog_partition {
     std::uint32_t number = 0;  // 1-based
     fog_content content = fog_content::none;
-    fog_stream stream;         // content == image
-    std::string swap_uuid;     // content == swap, if FOG saved one
-    std::string fog_fstype;    // from dN.original.fstypes (resizable images), if listed
-    bool fixed_size = false;   // listed in dN.fixed_size_partitions
+    fog_stream stream;        // content == image
+    std::string swap_uuid;    // content == swap, if FOG saved one
+    std::string fog_fstype;   // from dN.original.fstypes (resizable images), if listed
+    bool fixed_size = false;  // listed in dN.fixed_size_partitions
     std::uint64_t minimum_size_sectors = 0;  // from dN.minimum.partitions; 0 if none
 };
 
@@ -59,13 +59,13 @@ struct fog_disk {
     // backup (protective MBR, GPT header, backup header, entries).
     std::vector<std::byte> mbr;
     bool mbr_is_sgdisk_backup = false;
-    std::vector<std::byte> grub_mbr;   // dN.grub.mbr (gpt disks with GRUB), else empty
-    partition_table table;             // dN.partitions (the disk as it was)
-    std::string table_text;            // that file's text, for libfdisk to apply
-    std::string table_file;            // its name: "d1.partitions"
-    std::optional<partition_table> minimum;  // dN.minimum.partitions (resizable images)
-    std::optional<std::uint64_t> size_bytes; // dN.size (all-disks images)
-    std::vector<fog_partition> partitions;   // one per table entry, by number
+    std::vector<std::byte> grub_mbr;          // dN.grub.mbr (gpt disks with GRUB), else empty
+    partition_table table;                    // dN.partitions (the disk as it was)
+    std::string table_text;                   // that file's text, for libfdisk to apply
+    std::string table_file;                   // its name: "d1.partitions"
+    std::optional<partition_table> minimum;   // dN.minimum.partitions (resizable images)
+    std::optional<std::uint64_t> size_bytes;  // dN.size (all-disks images)
+    std::vector<fog_partition> partitions;    // one per table entry, by number
 };
 
 struct fog_image {

@@ -19,8 +19,7 @@ std::uint32_t le32(const std::byte* p) {
 }
 
 bool text_at(std::span<const std::byte> b, std::size_t at, std::string_view s) {
-    return b.size() >= at + s.size() &&
-           std::memcmp(b.data() + at, s.data(), s.size()) == 0;
+    return b.size() >= at + s.size() && std::memcmp(b.data() + at, s.data(), s.size()) == 0;
 }
 
 // ext2/3/4 from the superblock at byte 1024: ext4 if it uses any ext4-only feature, ext3
@@ -33,10 +32,9 @@ image::fs_type ext_flavour(std::span<const std::byte> first) {
     const std::uint32_t compat = le32(first.data() + sb + 0x5C);
     const std::uint32_t incompat = le32(first.data() + sb + 0x60);
     const std::uint32_t ro_compat = le32(first.data() + sb + 0x64);
-    constexpr std::uint32_t incompat_ext4 = 0x0040 /*extents*/ | 0x0080 /*64bit*/ |
-                                            0x0200 /*flex_bg*/ | 0x0400 /*ea_inode*/ |
-                                            0x1000 /*dirdata*/ | 0x2000 /*csum_seed*/ |
-                                            0x4000 /*largedir*/ | 0x8000 /*inline_data*/;
+    constexpr std::uint32_t incompat_ext4 =
+        0x0040 /*extents*/ | 0x0080 /*64bit*/ | 0x0200 /*flex_bg*/ | 0x0400 /*ea_inode*/ |
+        0x1000 /*dirdata*/ | 0x2000 /*csum_seed*/ | 0x4000 /*largedir*/ | 0x8000 /*inline_data*/;
     constexpr std::uint32_t ro_compat_ext4 = 0x0008 /*huge_file*/ | 0x0010 /*gdt_csum*/ |
                                              0x0020 /*dir_nlink*/ | 0x0040 /*extra_isize*/ |
                                              0x0400 /*metadata_csum*/;
@@ -72,7 +70,7 @@ std::vector<std::byte> swap_header(std::uint64_t size_bytes, std::string_view uu
     put32(1024, 1);  // version
     put32(1028, static_cast<std::uint32_t>(std::min<std::uint64_t>(size_bytes / page - 1,
                                                                    UINT32_MAX)));  // last page
-    put32(1032, 0);  // bad pages
+    put32(1032, 0);                                                                // bad pages
     // The UUID's 32 hex digits, dashes skipped, in order.
     std::size_t k = 0;
     for (std::size_t i = 0; i + 1 < uuid.size() && k < 16;) {
@@ -81,7 +79,7 @@ std::vector<std::byte> swap_header(std::uint64_t size_bytes, std::string_view uu
             continue;
         }
         auto hex = [](char c) -> unsigned {
-            return c >= '0' && c <= '9' ? unsigned(c - '0')
+            return c >= '0' && c <= '9'   ? unsigned(c - '0')
                    : c >= 'a' && c <= 'f' ? unsigned(c - 'a' + 10)
                    : c >= 'A' && c <= 'F' ? unsigned(c - 'A' + 10)
                                           : 0;
@@ -137,9 +135,10 @@ image::fs_type fs_type_of(const partclone_header& h, std::span<const std::byte> 
 
 // ---- partclone_source ----
 
-result<std::unique_ptr<partclone_source>> partclone_source::open(
-    const fog_stream& stream, std::string name, std::uint64_t partition_size_bytes,
-    std::uint64_t minimum_size_bytes) {
+result<std::unique_ptr<partclone_source>> partclone_source::open(const fog_stream& stream,
+                                                                 std::string name,
+                                                                 std::uint64_t partition_size_bytes,
+                                                                 std::uint64_t minimum_size_bytes) {
     std::unique_ptr<partclone_source> s(new partclone_source());
     auto pieces = piece_stream::open(stream.pieces);
     if (!pieces) {
@@ -279,9 +278,10 @@ status walk(const fog_image& fog, image::image_builder* builder, import_plan& pl
             if (t) {
                 table = std::move(*t);
             } else {
-                plan.notes.push_back(fmt::format("{}: its partition table is not one shoal reads "
-                                                 "({}): kept as raw bytes only",
-                                                 fog.raw_name, t.err().describe()));
+                plan.notes.push_back(
+                    fmt::format("{}: its partition table is not one shoal reads "
+                                "({}): kept as raw bytes only",
+                                fog.raw_name, t.err().describe()));
             }
         }
         plan.regions.push_back({1, 0, 0, h.device_size_bytes,
@@ -323,15 +323,20 @@ status walk(const fog_image& fog, image::image_builder* builder, import_plan& pl
             head.resize(first_start);
         }
         for (const image::raw_bytes& r : table->raw) {
-            if (r.offset_bytes >= head.size()) {
+            // In sector 0 only the disk id, the entries and the signature (bytes 440..511):
+            // the boot code before them is the disk's, not the table's.
+            const std::size_t from =
+                r.offset_bytes == 0 ? std::min<std::size_t>(440, r.bytes.size()) : 0;
+            const std::uint64_t at = r.offset_bytes + from;
+            if (at >= head.size()) {
                 continue;
             }
-            const std::size_t n = std::min<std::size_t>(r.bytes.size(), head.size() - r.offset_bytes);
-            std::memcpy(head.data() + r.offset_bytes, r.bytes.data(), n);
+            const std::size_t n = std::min<std::size_t>(r.bytes.size() - from, head.size() - at);
+            std::memcpy(head.data() + at, r.bytes.data() + from, n);
         }
         if (builder != nullptr) {
-            SHOAL_RETURN_IF_ERROR(builder->begin_disk(disk.number, disk_size, std::move(*table),
-                                                      fog.dir + "/" + d));
+            SHOAL_RETURN_IF_ERROR(
+                builder->begin_disk(disk.number, disk_size, std::move(*table), fog.dir + "/" + d));
         }
         if (!head.empty()) {
             image::source_info info;
@@ -395,10 +400,10 @@ status walk(const fog_image& fog, image::image_builder* builder, import_plan& pl
                 info.fs = image::fs_type::swap;
                 info.size_bytes = size;
                 info.block_size_bytes = 4096;
-                plan.regions.push_back({disk.number, p->number, start, size,
-                                        fmt::format("swap, UUID {} (header made as mkswap does)",
-                                                    p->swap_uuid),
-                                        page.size()});
+                plan.regions.push_back(
+                    {disk.number, p->number, start, size,
+                     fmt::format("swap, UUID {} (header made as mkswap does)", p->swap_uuid),
+                     page.size()});
                 plan.used_bytes += page.size();
                 if (builder != nullptr) {
                     image::memory_source src(page, info);
@@ -406,8 +411,7 @@ status walk(const fog_image& fog, image::image_builder* builder, import_plan& pl
                 }
                 break;
             }
-            case fog_content::extended:
-                break;  // the table recreates it and its EBRs
+            case fog_content::extended: break;  // the table recreates it and its EBRs
             case fog_content::none:
                 plan.notes.push_back(fmt::format(
                     "{}: FOG did not capture partition {} (no {}.img): it is restored empty", d,
@@ -430,11 +434,11 @@ result<import_plan> plan_fog_import(const fog_image& fog) {
 result<image::manifest> import_fog_image(image::chunk_store& store, const fog_image& fog,
                                          std::string name, image::build_options options) {
     if (options.description.empty()) {
-        options.description = fmt::format("imported from FOG image {} ({})", fog.dir,
-                                          fog_image_kind_name(fog.kind));
+        options.description =
+            fmt::format("imported from FOG image {} ({})", fog.dir, fog_image_kind_name(fog.kind));
     }
-    auto builder = image::image_builder::create(store, std::move(name), kind_of(fog.kind),
-                                                std::move(options));
+    auto builder =
+        image::image_builder::create(store, std::move(name), kind_of(fog.kind), std::move(options));
     if (!builder) {
         return builder.err();
     }

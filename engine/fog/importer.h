@@ -48,7 +48,9 @@ public:
     // Before the first read(): the first verified bytes of the stream, and whether they
     // start at the partition's byte 0 (its first block is used).
     std::span<const std::byte> first_bytes() const { return _pending; }
-    bool first_bytes_at_zero() const { return _reader->bitmap().block_count() > 0 && _reader->bitmap().test(0); }
+    bool first_bytes_at_zero() const {
+        return _reader->bitmap().block_count() > 0 && _reader->bitmap().test(0);
+    }
 
 private:
     partclone_source() = default;
@@ -66,7 +68,7 @@ struct import_region {
     std::uint32_t partition = 0;  // 0: the disk's head or a raw disk
     std::uint64_t offset_bytes = 0;
     std::uint64_t size_bytes = 0;
-    std::string what;             // "d1p2.img (NTFS, zstd, 3 pieces)", "d1.mbr", "swap", …
+    std::string what;  // "d1p2.img (NTFS, zstd, 3 pieces)", "d1.mbr", "swap", …
     std::uint64_t used_bytes = 0;
 };
 

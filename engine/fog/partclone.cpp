@@ -75,8 +75,8 @@ std::uint32_t crc32_v1(std::uint32_t state, std::span<const std::byte> block) {
 
 std::uint32_t partclone_crc32(std::uint32_t state, std::span<const std::byte> bytes) noexcept {
     // zlib's crc32 inverts on the way in and out; partclone's does neither.
-    const auto z = crc32_z(~state & 0xFFFFFFFFul, reinterpret_cast<const Bytef*>(bytes.data()),
-                           bytes.size());
+    const auto z =
+        crc32_z(~state & 0xFFFFFFFFul, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size());
     return ~static_cast<std::uint32_t>(z);
 }
 
@@ -238,9 +238,8 @@ status partclone_reader::read_header() {
                         "XXH64 checksums (newer partclone) are not supported; FOG's partclone "
                         "writes CRC32 or none");
         default:
-            return fail(errc::malformed,
-                        fmt::format("unknown checksum mode 0x{:x}",
-                                    static_cast<unsigned>(ph.checksum)));
+            return fail(errc::malformed, fmt::format("unknown checksum mode 0x{:x}",
+                                                     static_cast<unsigned>(ph.checksum)));
         }
     } else if (version == "0001") {
         ph.image_version = 1;
@@ -270,8 +269,8 @@ status partclone_reader::read_header() {
     }
     // Geometry: bounded, and consistent (total blocks × block size fit in the device).
     if (ph.block_size_bytes == 0 || ph.block_size_bytes > partclone_block_size_max) {
-        return fail(errc::malformed, fmt::format("block size {} outside 1..{}",
-                                                 ph.block_size_bytes, partclone_block_size_max));
+        return fail(errc::malformed, fmt::format("block size {} outside 1..{}", ph.block_size_bytes,
+                                                 partclone_block_size_max));
     }
     if (ph.total_blocks > partclone_total_blocks_max) {
         return fail(errc::unsupported, fmt::format("{} blocks: more than the {} this build reads",
@@ -282,9 +281,8 @@ status partclone_reader::read_header() {
                     fmt::format("{} blocks of {} bytes do not fit the device size {}",
                                 ph.total_blocks, ph.block_size_bytes, ph.device_size_bytes));
     }
-    if (ph.blocks_per_checksum != 0 &&
-        std::uint64_t{ph.blocks_per_checksum} * ph.block_size_bytes >
-            partclone_group_size_bytes_max) {
+    if (ph.blocks_per_checksum != 0 && std::uint64_t{ph.blocks_per_checksum} * ph.block_size_bytes >
+                                           partclone_group_size_bytes_max) {
         return fail(errc::unsupported,
                     fmt::format("a checksum every {} blocks of {} bytes: more than the {} MiB "
                                 "held for verification",
@@ -329,8 +327,8 @@ status partclone_reader::read_bitmap_bytes() {
     std::vector<std::byte> buf(std::min<std::uint64_t>(total, 1u << 20));
     std::uint64_t block = 0;
     while (block < total) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(),
-                                                                               total - block));
+        const std::size_t n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), total - block));
         const std::uint64_t at = _offset;
         SHOAL_RETURN_IF_ERROR(read_exact({buf.data(), n}, "bitmap"));
         bits.resize((block + n + 7) / 8);

@@ -42,7 +42,7 @@ inline constexpr std::size_t partclone_v1_header_size = 4160;
 
 // Limits on what a header may claim, so a hostile header cannot make us allocate or loop
 // without bound. Real images are far inside them.
-inline constexpr std::uint32_t partclone_block_size_max = 64u << 20;  // exFAT clusters: 32 MiB
+inline constexpr std::uint32_t partclone_block_size_max = 64u << 20;     // exFAT clusters: 32 MiB
 inline constexpr std::uint64_t partclone_total_blocks_max = 1ull << 33;  // a 1 GiB bitmap
 // The bytes between two checksums are held until their checksum passes.
 inline constexpr std::uint64_t partclone_group_size_bytes_max = 64u << 20;
@@ -52,8 +52,8 @@ inline constexpr std::uint64_t partclone_span_size_bytes = 1u << 20;
 enum class partclone_checksum : std::uint16_t {
     none = 0x00,
     crc32 = 0x20,
-    xxh64 = 0x30,      // newer partclone; not produced by 0.3.x, refused as unsupported
-    crc32_v1 = 0xFF,   // format 0001's buggy CRC32 (our name, as partclone's CSM_CRC32_0001)
+    xxh64 = 0x30,     // newer partclone; not produced by 0.3.x, refused as unsupported
+    crc32_v1 = 0xFF,  // format 0001's buggy CRC32 (our name, as partclone's CSM_CRC32_0001)
 };
 
 struct partclone_header {
@@ -62,7 +62,7 @@ struct partclone_header {
     std::string fs;                   // "EXTFS", "NTFS", "FAT16", "raw", …
     std::uint64_t device_size_bytes = 0;
     std::uint64_t total_blocks = 0;
-    std::uint64_t used_blocks_fs = 0;      // as the filesystem reported it
+    std::uint64_t used_blocks_fs = 0;  // as the filesystem reported it
     std::uint32_t block_size_bytes = 0;
     partclone_checksum checksum = partclone_checksum::none;
     std::uint16_t checksum_size_bytes = 0;
@@ -79,9 +79,7 @@ public:
 
     std::uint64_t block_count() const { return _block_count; }
     std::uint64_t used_count() const { return _used_count; }
-    bool test(std::uint64_t block) const {
-        return ((_bits[block >> 3] >> (block & 7)) & 1u) != 0;
-    }
+    bool test(std::uint64_t block) const { return ((_bits[block >> 3] >> (block & 7)) & 1u) != 0; }
     // The first run of used blocks at or after `from`: {first, count}; count 0 if none.
     struct run {
         std::uint64_t first = 0;

@@ -38,8 +38,7 @@ int on_fdisk_ask(struct fdisk_context*, struct fdisk_ask* ask, void* data) {
             m->last = s;
         }
         return 0;
-    default:
-        return -1;  // nothing may be asked of a script read
+    default: return -1;  // nothing may be asked of a script read
     }
 }
 
@@ -71,8 +70,8 @@ bool parse_u32(std::string_view s, std::uint32_t& out) {
 }
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
-                          s.front() == '\0')) {
+    while (!s.empty() &&
+           (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\0')) {
         s.remove_prefix(1);
     }
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
@@ -234,10 +233,9 @@ result<partition_table> parse_sfdisk_dump(std::string_view text, std::string_vie
         }
         t.partitions.push_back(std::move(e));
     }
-    std::sort(t.partitions.begin(), t.partitions.end(),
-              [](const partition_entry& a, const partition_entry& b) {
-                  return a.number < b.number;
-              });
+    std::sort(
+        t.partitions.begin(), t.partitions.end(),
+        [](const partition_entry& a, const partition_entry& b) { return a.number < b.number; });
     // No two partitions may share a sector; a dos extended partition holds its logical
     // partitions, so it is left out of the check.
     std::vector<const partition_entry*> by_start;
@@ -262,7 +260,7 @@ result<partition_table> parse_sfdisk_dump(std::string_view text, std::string_vie
 }
 
 result<std::vector<std::uint32_t>> parse_fixed_size_partitions(std::string_view text,
-                                                                std::string_view name) {
+                                                               std::string_view name) {
     SHOAL_RETURN_IF_ERROR(check_size(text, name));
     std::vector<std::uint32_t> out;
     const std::string_view all = trim(text);
@@ -308,53 +306,53 @@ bool trailing_number(std::string_view device, std::uint32_t& n) {
 }  // namespace
 
 result<std::vector<fstype_entry>> parse_original_fstypes(std::string_view text,
-                                                          std::string_view name) {
+                                                         std::string_view name) {
     SHOAL_RETURN_IF_ERROR(check_size(text, name));
     std::vector<fstype_entry> out;
-    SHOAL_RETURN_IF_ERROR(for_each_line(text, [&](std::size_t line_number,
-                                                  std::string_view line) -> status {
-        const std::size_t sp = line.find_first_of(" \t");
-        fstype_entry e;
-        if (sp == std::string_view::npos || out.size() == partition_count_max) {
-            return error::format(errc::malformed, 0, "{} line {}: not \"DEVICE FSTYPE\"", name,
-                                 line_number);
-        }
-        e.device = line.substr(0, sp);
-        e.fstype = trim(line.substr(sp + 1));
-        if (!trailing_number(e.device, e.number) || e.fstype.empty() || e.fstype.size() > 16 ||
-            e.fstype.find_first_of(" \t") != std::string::npos) {
-            return error::format(errc::malformed, 0,
-                                 "{} line {}: not \"DEVICE FSTYPE\" with a partition device", name,
-                                 line_number);
-        }
-        out.push_back(std::move(e));
-        return ok();
-    }));
+    SHOAL_RETURN_IF_ERROR(
+        for_each_line(text, [&](std::size_t line_number, std::string_view line) -> status {
+            const std::size_t sp = line.find_first_of(" \t");
+            fstype_entry e;
+            if (sp == std::string_view::npos || out.size() == partition_count_max) {
+                return error::format(errc::malformed, 0, "{} line {}: not \"DEVICE FSTYPE\"", name,
+                                     line_number);
+            }
+            e.device = line.substr(0, sp);
+            e.fstype = trim(line.substr(sp + 1));
+            if (!trailing_number(e.device, e.number) || e.fstype.empty() || e.fstype.size() > 16 ||
+                e.fstype.find_first_of(" \t") != std::string::npos) {
+                return error::format(errc::malformed, 0,
+                                     "{} line {}: not \"DEVICE FSTYPE\" with a partition device",
+                                     name, line_number);
+            }
+            out.push_back(std::move(e));
+            return ok();
+        }));
     return out;
 }
 
 result<std::vector<swap_uuid_entry>> parse_swap_uuids(std::string_view text,
-                                                       std::string_view name) {
+                                                      std::string_view name) {
     SHOAL_RETURN_IF_ERROR(check_size(text, name));
     std::vector<swap_uuid_entry> out;
-    SHOAL_RETURN_IF_ERROR(for_each_line(text, [&](std::size_t line_number,
-                                                  std::string_view line) -> status {
-        const std::size_t sp = line.find_first_of(" \t");
-        swap_uuid_entry e;
-        if (sp == std::string_view::npos || !parse_u32(line.substr(0, sp), e.number) ||
-            e.number == 0 || e.number > partition_count_max ||
-            out.size() == partition_count_max) {
-            return error::format(errc::malformed, 0, "{} line {}: not \"PARTITION UUID\"", name,
-                                 line_number);
-        }
-        e.uuid = trim(line.substr(sp + 1));
-        if (e.uuid.empty() || !is_hex_or_guid(e.uuid)) {
-            return error::format(errc::malformed, 0, "{} line {}: \"{}\" is not a UUID", name,
-                                 line_number, e.uuid.substr(0, 40));
-        }
-        out.push_back(std::move(e));
-        return ok();
-    }));
+    SHOAL_RETURN_IF_ERROR(
+        for_each_line(text, [&](std::size_t line_number, std::string_view line) -> status {
+            const std::size_t sp = line.find_first_of(" \t");
+            swap_uuid_entry e;
+            if (sp == std::string_view::npos || !parse_u32(line.substr(0, sp), e.number) ||
+                e.number == 0 || e.number > partition_count_max ||
+                out.size() == partition_count_max) {
+                return error::format(errc::malformed, 0, "{} line {}: not \"PARTITION UUID\"", name,
+                                     line_number);
+            }
+            e.uuid = trim(line.substr(sp + 1));
+            if (e.uuid.empty() || !is_hex_or_guid(e.uuid)) {
+                return error::format(errc::malformed, 0, "{} line {}: \"{}\" is not a UUID", name,
+                                     line_number, e.uuid.substr(0, 40));
+            }
+            out.push_back(std::move(e));
+            return ok();
+        }));
     return out;
 }
 

@@ -25,10 +25,10 @@ struct partition_entry {
     std::uint32_t number = 0;  // 1-based, as in /dev/sda1 and FOG's dNpM
     std::uint64_t start_sector = 0;
     std::uint64_t size_sectors = 0;
-    std::string type;  // dos: hex code "83", "7", "ef"; gpt: the type GUID, upper case
-    std::string uuid;  // gpt partition GUID, if any
-    std::string name;  // gpt partition name, if any
-    std::string attrs;  // gpt attributes as sfdisk writes them, if any
+    std::string type;       // dos: hex code "83", "7", "ef"; gpt: the type GUID, upper case
+    std::string uuid;       // gpt partition GUID, if any
+    std::string name;       // gpt partition name, if any
+    std::string attrs;      // gpt attributes as sfdisk writes them, if any
     bool bootable = false;  // dos active flag
 };
 
@@ -52,22 +52,21 @@ result<partition_table> parse_sfdisk_dump(std::string_view text, std::string_vie
 
 // "1:3:4" (FOG also writes an empty file or a leading ':'); NULs are ignored as FOG does.
 result<std::vector<std::uint32_t>> parse_fixed_size_partitions(std::string_view text,
-                                                                std::string_view name);
+                                                               std::string_view name);
 
 struct fstype_entry {
-    std::string device;  // "/dev/sda2"
+    std::string device;        // "/dev/sda2"
     std::uint32_t number = 0;  // the trailing partition number of device
-    std::string fstype;  // FOG's names: ntfs, extfs, fat, btrfs, xfs, hfsp, …
+    std::string fstype;        // FOG's names: ntfs, extfs, fat, btrfs, xfs, hfsp, …
 };
 result<std::vector<fstype_entry>> parse_original_fstypes(std::string_view text,
-                                                          std::string_view name);
+                                                         std::string_view name);
 
 struct swap_uuid_entry {
     std::uint32_t number = 0;
     std::string uuid;
 };
-result<std::vector<swap_uuid_entry>> parse_swap_uuids(std::string_view text,
-                                                       std::string_view name);
+result<std::vector<swap_uuid_entry>> parse_swap_uuids(std::string_view text, std::string_view name);
 
 // "N:BYTES" as `echo -n "N:"; blockdev --getsize64` writes it; returns BYTES and checks N.
 result<std::uint64_t> parse_disk_size(std::string_view text, std::uint32_t disk_number,

@@ -40,8 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<std::byte> s(reinterpret_cast<const std::byte*>(data + 1),
                              reinterpret_cast<const std::byte*>(data + size));
     if ((mode & 1) != 0 && s.size() >= partclone_v2_header_size) {
-        put_le32(s.data() + 106,
-                 partclone_crc32(partclone_crc32_seed, std::span(s).first(106)));
+        put_le32(s.data() + 106, partclone_crc32(partclone_crc32_seed, std::span(s).first(106)));
     }
     if ((mode & 2) != 0 && s.size() >= partclone_v2_header_size) {
         const std::uint64_t total = le64(s.data() + 36 + 24);

@@ -33,12 +33,16 @@ struct import_options {
 class progress_printer {
 public:
     progress_printer(std::uint64_t total_bytes, bool json, bool quiet)
-        : _total(total_bytes), _json(json), _quiet(quiet), _tty(::isatty(STDERR_FILENO) != 0),
-          _start(std::chrono::steady_clock::now()), _last(_start) {}
+        : _total(total_bytes),
+          _json(json),
+          _quiet(quiet),
+          _tty(::isatty(STDERR_FILENO) != 0),
+          _start(std::chrono::steady_clock::now()),
+          _last(_start) {}
 
     void update(std::uint64_t done_bytes) {
         const auto now = std::chrono::steady_clock::now();
-        const auto every = _json ? std::chrono::seconds(1)
+        const auto every = _json  ? std::chrono::seconds(1)
                            : _tty ? std::chrono::milliseconds(200)
                                   : std::chrono::seconds(10);
         if (_quiet || now - _last < every) {
@@ -47,11 +51,13 @@ public:
         _last = now;
         const double s = std::chrono::duration<double>(now - _start).count();
         const double rate = s > 0 ? static_cast<double>(done_bytes) / s : 0;
-        const double eta = rate > 0 ? static_cast<double>(_total - std::min(done_bytes, _total)) / rate
-                                    : 0;
+        const double eta =
+            rate > 0 ? static_cast<double>(_total - std::min(done_bytes, _total)) / rate : 0;
         if (_json) {
-            nlohmann::json j = {{"event", "progress"},   {"done_bytes", done_bytes},
-                                {"total_bytes", _total}, {"rate_bytes_per_s", rate},
+            nlohmann::json j = {{"event", "progress"},
+                                {"done_bytes", done_bytes},
+                                {"total_bytes", _total},
+                                {"rate_bytes_per_s", rate},
                                 {"eta_s", eta}};
             std::printf("%s\n", j.dump().c_str());
             std::fflush(stdout);
@@ -108,10 +114,11 @@ int run_import(const import_options& o) {
                      std::string(fog::fog_image_kind_name(fog->kind)).c_str(),
                      human_bytes(static_cast<double>(plan->used_bytes)).c_str());
         for (const fog::import_region& r : plan->regions) {
-            std::fprintf(stderr, "  disk %u %s at %llu: %s, %s used\n", r.disk,
-                         r.partition == 0 ? "head" : fmt::format("partition {}", r.partition).c_str(),
-                         static_cast<unsigned long long>(r.offset_bytes), r.what.c_str(),
-                         human_bytes(static_cast<double>(r.used_bytes)).c_str());
+            std::fprintf(
+                stderr, "  disk %u %s at %llu: %s, %s used\n", r.disk,
+                r.partition == 0 ? "head" : fmt::format("partition {}", r.partition).c_str(),
+                static_cast<unsigned long long>(r.offset_bytes), r.what.c_str(),
+                human_bytes(static_cast<double>(r.used_bytes)).c_str());
         }
         for (const std::string& n : plan->notes) {
             std::fprintf(stderr, "  note: %s\n", n.c_str());
@@ -121,9 +128,12 @@ int run_import(const import_options& o) {
         if (o.json) {
             nlohmann::json regions = nlohmann::json::array();
             for (const fog::import_region& r : plan->regions) {
-                regions.push_back({{"disk", r.disk}, {"partition", r.partition},
-                                   {"offset_bytes", r.offset_bytes}, {"size_bytes", r.size_bytes},
-                                   {"what", r.what}, {"used_bytes", r.used_bytes}});
+                regions.push_back({{"disk", r.disk},
+                                   {"partition", r.partition},
+                                   {"offset_bytes", r.offset_bytes},
+                                   {"size_bytes", r.size_bytes},
+                                   {"what", r.what},
+                                   {"used_bytes", r.used_bytes}});
             }
             nlohmann::json j = {{"event", "plan"},
                                 {"kind", std::string(fog::fog_image_kind_name(fog->kind))},
@@ -189,8 +199,9 @@ void add_image_import_command(CLI::App& app, command_set& commands) {
         "import-fog", "convert a FOG Project image directory into a shoal image");
     sub->add_option("dir", o->dir, "the FOG image directory, e.g. /images/win10")->required();
     sub->add_option("--name", o->name, "name of the new image")->required();
-    sub->add_option("--store", o->store, "chunk store directory (default: $SHOAL_STORE or "
-                                         "/var/lib/shoal/images)");
+    sub->add_option("--store", o->store,
+                    "chunk store directory (default: $SHOAL_STORE or "
+                    "/var/lib/shoal/images)");
     sub->add_option("--threads", o->threads, "compression threads (default: every core)");
     sub->add_flag("--dry-run", o->dry_run,
                   "check the directory and every stream's header, store nothing");

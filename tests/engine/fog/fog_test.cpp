@@ -333,8 +333,7 @@ TEST_P(real_partclone_fat, restores_the_used_blocks_of_the_original) {
     EXPECT_NE(all.find("hello\n"), std::string_view::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(variants, real_partclone_fat,
-                         ::testing::Values("def", "k7", "k7K", "a0"));
+INSTANTIATE_TEST_SUITE_P(variants, real_partclone_fat, ::testing::Values("def", "k7", "k7K", "a0"));
 
 TEST(partclone_stream, a_flipped_data_byte_fails_the_crc_of_its_group) {
     auto stream = decode_all(read_file(data_path("small.k7.pc.zst")));
@@ -422,32 +421,61 @@ TEST(partclone_stream, hostile_headers_get_clear_errors) {
         change(p);
         cases.push_back({what, p, code, says});
     };
-    add("version", [](pc_params& p) { p.image_version = "0003"; }, errc::version, "0003");
-    add("big endian", [](pc_params& p) { p.endian = 0xDEC0; }, errc::unsupported, "big-endian");
-    add("options size", [](pc_params& p) { p.options_size = 20; }, errc::unsupported, "options");
-    add("options version", [](pc_params& p) { p.options_version = 3; }, errc::unsupported,
+    add(
+        "version", [](pc_params& p) { p.image_version = "0003"; }, errc::version, "0003");
+    add(
+        "big endian", [](pc_params& p) { p.endian = 0xDEC0; }, errc::unsupported, "big-endian");
+    add(
+        "options size", [](pc_params& p) { p.options_size = 20; }, errc::unsupported, "options");
+    add(
+        "options version", [](pc_params& p) { p.options_version = 3; }, errc::unsupported,
         "options");
-    add("byte bitmap", [](pc_params& p) { p.bitmap_mode = 8; }, errc::unsupported, "bitmap mode");
-    add("xxh64", [](pc_params& p) { p.checksum_mode = 0x30; p.checksum_size = 8; },
+    add(
+        "byte bitmap", [](pc_params& p) { p.bitmap_mode = 8; }, errc::unsupported, "bitmap mode");
+    add(
+        "xxh64",
+        [](pc_params& p) {
+            p.checksum_mode = 0x30;
+            p.checksum_size = 8;
+        },
         errc::unsupported, "XXH64");
-    add("unknown checksum", [](pc_params& p) { p.checksum_mode = 0x21; }, errc::malformed,
+    add(
+        "unknown checksum", [](pc_params& p) { p.checksum_mode = 0x21; }, errc::malformed,
         "checksum mode");
-    add("crc32 size 8", [](pc_params& p) { p.checksum_size = 8; }, errc::malformed, "CRC32");
-    add("crc32 every 0", [](pc_params& p) { p.blocks_per_checksum = 0; }, errc::malformed,
-        "CRC32");
-    add("none with interval", [](pc_params& p) { p.checksum_mode = 0; p.checksum_size = 0; },
+    add(
+        "crc32 size 8", [](pc_params& p) { p.checksum_size = 8; }, errc::malformed, "CRC32");
+    add(
+        "crc32 every 0", [](pc_params& p) { p.blocks_per_checksum = 0; }, errc::malformed, "CRC32");
+    add(
+        "none with interval",
+        [](pc_params& p) {
+            p.checksum_mode = 0;
+            p.checksum_size = 0;
+        },
         errc::malformed, "no checksum");
-    add("block size 0", [](pc_params& p) { p.block_size = 0; p.device_size = 1; },
+    add(
+        "block size 0",
+        [](pc_params& p) {
+            p.block_size = 0;
+            p.device_size = 1;
+        },
         errc::malformed, "block size");
-    add("block size huge", [](pc_params& p) { p.block_size = 1u << 30; }, errc::malformed,
+    add(
+        "block size huge", [](pc_params& p) { p.block_size = 1u << 30; }, errc::malformed,
         "block size");
-    add("too many blocks", [](pc_params& p) { p.total_blocks = 1ull << 40; }, errc::unsupported,
+    add(
+        "too many blocks", [](pc_params& p) { p.total_blocks = 1ull << 40; }, errc::unsupported,
         "blocks");
-    add("blocks past device",
-        [](pc_params& p) { p.total_blocks = 100; p.device_size = 100 * 512 - 1; },
+    add(
+        "blocks past device",
+        [](pc_params& p) {
+            p.total_blocks = 100;
+            p.device_size = 100 * 512 - 1;
+        },
         errc::malformed, "do not fit");
-    add("group too big",
-        [](pc_params& p) { p.blocks_per_checksum = 1u << 30; }, errc::unsupported, "MiB");
+    add(
+        "group too big", [](pc_params& p) { p.blocks_per_checksum = 1u << 30; }, errc::unsupported,
+        "MiB");
     for (const hostile_case& c : cases) {
         // The header alone, with a valid CRC: the field checks must refuse it, not the CRC.
         const bytes h = header_v2(c.p);
@@ -660,9 +688,10 @@ std::vector<std::string> names_of(const fog_stream& s) {
 TEST(fog_pieces, both_layouts_are_found_in_order) {
     temp_dir d;
     const bytes piece(1000, std::byte{1});
-    for (const char* n : {"d1p1.img.000", "d1p1.img.001", "d1p1.img.002", "d1p2.img",
-                          "d1p3.img", "d1p3.img.001"}) {
-        write_file(d / n, std::span(piece).first(std::string_view(n) == "d1p1.img.002" ? 10 : 1000));
+    for (const char* n :
+         {"d1p1.img.000", "d1p1.img.001", "d1p1.img.002", "d1p2.img", "d1p3.img", "d1p3.img.001"}) {
+        write_file(d / n,
+                   std::span(piece).first(std::string_view(n) == "d1p1.img.002" ? 10 : 1000));
     }
     auto s = find_pieces(d.path(), "d1p1.img");
     ASSERT_TRUE(s) << s.err().describe();
@@ -746,8 +775,8 @@ TEST(fog_pieces, a_stream_cut_after_its_last_piece_says_so) {
 
 TEST(sidecars, real_sfdisk_dumps_parse) {
     const bytes dos = read_file(data_path("dos.partitions"));
-    auto t = parse_sfdisk_dump({reinterpret_cast<const char*>(dos.data()), dos.size()},
-                               "d1.partitions");
+    auto t =
+        parse_sfdisk_dump({reinterpret_cast<const char*>(dos.data()), dos.size()}, "d1.partitions");
     ASSERT_TRUE(t) << t.err().describe();
     EXPECT_EQ(t->label, "dos");
     EXPECT_EQ(t->label_id, "0xdf5d3994");
@@ -762,8 +791,7 @@ TEST(sidecars, real_sfdisk_dumps_parse) {
     EXPECT_EQ(t->partitions[2].start_sector, 67584u);
 
     const bytes gpt = read_file(data_path("gpt.partitions"));
-    t = parse_sfdisk_dump({reinterpret_cast<const char*>(gpt.data()), gpt.size()},
-                          "d1.partitions");
+    t = parse_sfdisk_dump({reinterpret_cast<const char*>(gpt.data()), gpt.size()}, "d1.partitions");
     ASSERT_TRUE(t) << t.err().describe();
     EXPECT_EQ(t->label, "gpt");
     EXPECT_EQ(t->label_id, "23949080-C272-E04F-ABD6-345532DC0660");
@@ -940,7 +968,8 @@ TEST(fog_dir, kinds_and_broken_directories) {
     }
     {
         temp_dir d;
-        write_text(d / "d1.partitions", "label: gpt\n/dev/sdX1 : start=2048, size=4096, "
+        write_text(d / "d1.partitions",
+                   "label: gpt\n/dev/sdX1 : start=2048, size=4096, "
                    "type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n");
         write_file(d / "d1.mbr", an_mbr(512));
         expect_error(d, errc::malformed, "sgdisk");
