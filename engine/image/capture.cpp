@@ -65,7 +65,44 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
         return error::format(errc::invalid_argument, 0, "a {} image holds one disk; use all-disks for {}",
                              kind_name(options.kind), options.disks.size());
     }
-    auto builder = image_builder::create(store, name, options.kind, options.build);
+    // The total to expect, for progress: the used maps as they are now (a shrink moves
+    // blocks but keeps their count).
+    std::uint64_t expected_total = 0;
+    if (options.on_progress) {
+        for (const std::string& path : options.disks) {
+            fd_guard f;
+            f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            auto size = f.fd >= 0 ? disk_size_of(f.fd, path) : result<std::uint64_t>(error(errc::io, ""));
+            if (!size) {
+                break;  // the capture itself reports it
+            }
+            auto t = options.kind == image_kind::raw ? result<partition_table>(partition_table{})
+                                                     : read_partition_table(f.fd, path);
+            if (!t || t->kind == table_kind::none) {
+                expected_total += *size;
+                continue;
+            }
+            for (const auto& e : t->entries) {
+                if (e.container || (!options.partitions.empty() &&
+                                    std::find(options.partitions.begin(), options.partitions.end(), e.number) ==
+                                        options.partitions.end())) {
+                    continue;
+                }
+                if (auto map = read_used_map(f.fd, path, e.start_bytes, e.size_bytes); map) {
+                    for (const auto& x : map->extents) {
+                        expected_total += x.size_bytes;
+                    }
+                }
+            }
+        }
+    }
+    build_options build = options.build;
+    if (options.on_progress) {
+        build.on_progress = [&](std::uint64_t done) {
+            options.on_progress(done, std::max(done, expected_total));
+        };
+    }
+    auto builder = image_builder::create(store, name, options.kind, build);
     if (!builder) {
         return builder.err();
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ struct capture_options {
     // minimum size is the filesystem's own size.
     bool shrink = true;
     build_options build;
+    // Used bytes captured so far and the total expected (from the used maps, read first).
+    std::function<void(std::uint64_t done_bytes, std::uint64_t total_bytes)> on_progress;
 };
 
 // Captures into `name`. Errors name the disk/partition and what is wrong; nothing is
