@@ -16,10 +16,12 @@
 #define HAVE_STDINT_H 1
 #define HAVE_SYS_TYPES_H 1
 #define HAVE_STRING_H 1
+extern "C" {
 #include <ntfs-3g/types.h>
 #include <ntfs-3g/attrib.h>
 #include <ntfs-3g/device.h>
 #include <ntfs-3g/volume.h>
+}
 // libntfs-3g defines these as macros.
 #undef min
 #undef max

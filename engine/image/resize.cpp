@@ -16,7 +16,7 @@ namespace {
 constexpr std::size_t output_kept_max = 1u << 20;  // what a tool may print before we stop keeping it
 }
 
-result<std::string> run_program(const std::vector<std::string>& argv, std::string_view input) {
+result<std::string> run_program(const std::vector<std::string>& argv, std::string_view input, int ok_exit_max) {
     int in_pipe[2];
     int out_pipe[2];
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -64,7 +64,7 @@ result<std::string> run_program(const std::vector<std::string>& argv, std::strin
     int wstatus = 0;
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
     }
-    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) > ok_exit_max) {
         std::string cmd;
         for (const auto& a : argv) {
             cmd += (cmd.empty() ? "" : " ") + a;
@@ -112,9 +112,15 @@ bool fs_can_resize(fs_type fs) noexcept { return fs_is_ext(fs) || fs == fs_type:
 result<std::uint64_t> shrink_fs(const std::string& path, fs_type fs, std::uint64_t offset_bytes,
                                 std::uint64_t size_bytes) {
     if (fs_is_ext(fs)) {
-        const std::string dev = fmt::format("{}?offset={}", path, offset_bytes);
+        // Through a loop device: resize2fs truncates a regular file to the filesystem's new
+        // size, which would cut off whatever follows the partition in a disk image file.
+        auto loop = loop_device::attach(path, offset_bytes, size_bytes, false);
+        if (!loop) {
+            return loop.err();
+        }
+        const std::string& dev = loop->path();
         // resize2fs insists on a freshly checked filesystem; -y repairs what it can.
-        auto fsck = run_program({"e2fsck", "-f", "-y", dev});
+        auto fsck = run_program({"e2fsck", "-f", "-y", dev}, {}, 1);
         if (!fsck) {
             return error::format(errc::malformed, 0, "e2fsck of {} found problems it could not fix: {}",
                                  dev, fsck.err().context());
@@ -166,8 +172,12 @@ result<std::uint64_t> shrink_fs(const std::string& path, fs_type fs, std::uint64
 status resize_fs(const std::string& path, fs_type fs, std::uint64_t offset_bytes,
                  std::uint64_t partition_size_bytes, std::uint64_t new_fs_size_bytes) {
     if (fs_is_ext(fs)) {
-        const std::string dev = fmt::format("{}?offset={}", path, offset_bytes);
-        auto fsck = run_program({"e2fsck", "-f", "-y", dev});
+        auto loop = loop_device::attach(path, offset_bytes, partition_size_bytes, false);
+        if (!loop) {
+            return loop.err();
+        }
+        const std::string& dev = loop->path();
+        auto fsck = run_program({"e2fsck", "-f", "-y", dev}, {}, 1);
         if (!fsck) {
             return fsck.err();
         }
@@ -182,8 +192,15 @@ status resize_fs(const std::string& path, fs_type fs, std::uint64_t offset_bytes
         if (!loop) {
             return loop.err();
         }
-        auto r = run_program({"ntfsresize", "--force", "--force", "--no-progress-bar", "--size",
-                              std::to_string(new_fs_size_bytes), loop->path()}, "y\n");
+        // Growing to the whole partition: without --size, ntfsresize fills the device and
+        // puts the backup boot sector in its last sector, where Windows and ntfsfix look.
+        std::vector<std::string> argv = {"ntfsresize", "--force", "--force", "--no-progress-bar"};
+        if (new_fs_size_bytes + 2 * 4096 < partition_size_bytes) {
+            argv.push_back("--size");
+            argv.push_back(std::to_string(new_fs_size_bytes));
+        }
+        argv.push_back(loop->path());
+        auto r = run_program(argv, "y\n");
         if (!r) {
             return r.err();
         }

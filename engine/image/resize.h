@@ -15,8 +15,10 @@
 namespace shoal::image {
 
 // Runs argv[0] with the arguments, stdin from `input`; returns its stdout and stderr.
-// Errors: io when it cannot start, or exits non-zero (the message has its last output).
-result<std::string> run_program(const std::vector<std::string>& argv, std::string_view input = {});
+// Errors: io when it cannot start, or exits above ok_exit_max (the message has its last
+// output). e2fsck exits 1 when it corrected something, which is success here.
+result<std::string> run_program(const std::vector<std::string>& argv, std::string_view input = {},
+                                int ok_exit_max = 0);
 
 // A loop device over [offset, offset+size) of a file or block device; detached when destroyed.
 class loop_device {

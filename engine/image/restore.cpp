@@ -564,10 +564,7 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
                         part_start = e.start_bytes;
                     }
                 }
-                std::uint64_t new_fs = part_size;
-                if (r.fs == fs_type::ntfs) {
-                    new_fs = part_size - r.block_size_bytes;  // room for the backup boot sector
-                }
+                const std::uint64_t new_fs = part_size;
                 if (new_fs > r.fs_size_bytes + mib) {
                     log::info("{}: growing partition {} ({}) from {} to {} bytes", p.target, r.partition_number,
                               fs_name(r.fs), r.fs_size_bytes, new_fs);
