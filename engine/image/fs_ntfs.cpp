@@ -125,16 +125,32 @@ result<used_map> read_ntfs_map(int fd, std::uint64_t offset_bytes, std::uint64_t
         return error::format(errc::malformed, e, "{}: the NTFS $Bitmap is short ({} of {} bytes); run chkdsk",
                              name, got, bitmap.size());
     }
+    // The boot sector counts the volume's sectors; the backup boot sector is the sector
+    // right after them (the partition's last sector, as mkntfs and ntfsresize lay it out).
+    std::uint8_t boot[512];
+    if (::pread(fd, boot, sizeof boot, static_cast<off_t>(offset_bytes)) != static_cast<ssize_t>(sizeof boot)) {
+        return error::format(errc::io, errno, "{}: reading the NTFS boot sector", name);
+    }
+    std::uint64_t total_sectors = 0;
+    for (int i = 7; i >= 0; --i) {
+        total_sectors = total_sectors << 8 | boot[0x28 + i];
+    }
     used_map m;
     m.info.fs = fs_type::ntfs;
     m.info.size_bytes = size_bytes;
     m.info.block_size_bytes = static_cast<std::uint32_t>(cluster);
-    // The volume, then its backup boot sector in the sector after it (inside the partition).
     const std::uint64_t volume_bytes = clusters * cluster;
-    m.info.fs_size_bytes = std::min(size_bytes, volume_bytes + sector);
-    if (volume_bytes > size_bytes) {
-        return error::format(errc::malformed, 0, "{}: NTFS says {} bytes, the partition holds {}", name,
-                             volume_bytes, size_bytes);
+    const std::uint64_t backup_at = total_sectors * sector;
+    if (volume_bytes > size_bytes || backup_at < volume_bytes) {
+        return error::format(errc::malformed, 0, "{}: NTFS says {} bytes in {} sectors, the partition holds {}",
+                             name, volume_bytes, total_sectors, size_bytes);
+    }
+    m.info.fs_size_bytes = std::min(size_bytes, backup_at + sector);
+    // A volume that fills its partition may keep its backup boot sector in the partition's
+    // last sector instead (ntfsresize puts it there when growing); keep that one too.
+    const bool fills_partition = size_bytes >= backup_at + sector && size_bytes - backup_at <= 2 * cluster;
+    if (fills_partition) {
+        m.info.fs_size_bytes = size_bytes;
     }
     extent_builder b;
     for (std::uint64_t c = 0; c < clusters;) {
@@ -149,10 +165,11 @@ result<used_map> read_ntfs_map(int fd, std::uint64_t offset_bytes, std::uint64_t
         (void)b.add(c * cluster, (end - c) * cluster);
         c = end;
     }
-    // The backup boot sector: at the last sector NTFS's boot sector counts (the one past the
-    // clusters, when it fits in the partition).
-    if (volume_bytes + sector <= size_bytes) {
-        (void)b.add(m.info.fs_size_bytes - sector, sector);
+    if (backup_at + sector <= size_bytes) {
+        (void)b.add(backup_at, sector);
+    }
+    if (fills_partition && size_bytes - sector > backup_at) {
+        (void)b.add(size_bytes - sector, sector);
     }
     m.extents = std::move(b.extents());
     return m;

@@ -480,9 +480,8 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
         for (const auto& r : d.regions) {
             for (const auto& c : r.chunks) {
                 if (!store.has_chunk(c.stored_sha256)) {
-                    return error::format(errc::not_found, 0,
-                                         "image {}: chunk {} is missing from the store; nothing was written "
-                                         "(run shoal image verify)", m.name, store.chunk_path(c.stored_sha256));
+                    return error::format(errc::not_found, 0, "chunk {} missing from the store: nothing "
+                                         "written (shoal image verify {})", store.chunk_path(c.stored_sha256), m.name);
                 }
             }
         }
