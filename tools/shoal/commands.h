@@ -33,6 +33,7 @@ private:
 void add_version_command(CLI::App& app, command_set& commands);
 void add_send_command(CLI::App& app, command_set& commands);
 void add_recv_command(CLI::App& app, command_set& commands);
+void add_image_command(CLI::App& app, command_set& commands);
 // `shoal image import-fog`: under `image`, after add_image_command (or alone).
 void add_image_import_command(CLI::App& app, command_set& commands);
 
