@@ -40,7 +40,10 @@ result<std::size_t> memory_stream::read(std::span<std::byte> out) {
     return n;
 }
 
-std::string memory_stream::position() const { return fmt::format("{} byte {}", _name, _offset); }
+std::string memory_stream::position() const { return position_of(_offset); }
+std::string memory_stream::position_of(std::uint64_t offset) const {
+    return fmt::format("{} byte {}", _name, offset);
+}
 
 // ---- piece_stream ----
 
@@ -59,6 +62,7 @@ result<std::unique_ptr<piece_stream>> piece_stream::open(std::vector<std::string
             return error::format(errc::invalid_argument, 0, "piece {} is not a regular file", p);
         }
         s->_total_size_bytes += static_cast<std::uint64_t>(st.st_size);
+        s->_sizes.push_back(static_cast<std::uint64_t>(st.st_size));
     }
     SHOAL_RETURN_IF_ERROR(s->open_piece(0));
     return s;
@@ -117,6 +121,16 @@ result<std::size_t> piece_stream::read(std::span<std::byte> out) {
 
 std::string piece_stream::position() const {
     return fmt::format("{} byte {}", _paths[_piece], _piece_offset);
+}
+
+std::string piece_stream::position_of(std::uint64_t offset) const {
+    for (std::size_t i = 0; i < _paths.size(); ++i) {
+        if (offset < _sizes[i] || i + 1 == _paths.size()) {
+            return fmt::format("{} byte {}", _paths[i], offset);
+        }
+        offset -= _sizes[i];
+    }
+    return position();
 }
 
 // ---- decoded_stream ----
@@ -275,6 +289,7 @@ result<std::size_t> decoded_stream::read_gzip(std::span<std::byte> out) {
                 return error(errc::malformed, "zlib: inflateReset failed");
             }
             _in_member = true;
+            start_member();
         }
         z->next_in = reinterpret_cast<Bytef*>(_in.data() + _in_begin);
         z->avail_in = static_cast<uInt>(_in_end - _in_begin);
@@ -288,8 +303,7 @@ result<std::size_t> decoded_stream::read_gzip(std::span<std::byte> out) {
             continue;  // needs more input; refill() brings it or reports the end
         }
         if (rc != Z_OK) {
-            return error::format(errc::corrupt, 0, "{}: gzip data is corrupt: {}",
-                                 _inner->position(), z->msg != nullptr ? z->msg : "inflate error");
+            return corrupt("gzip member", z->msg != nullptr ? z->msg : "inflate error");
         }
     }
     return out.size() - z->avail_out;
@@ -308,12 +322,14 @@ result<std::size_t> decoded_stream::read_zstd(std::span<std::byte> out) {
             }
             break;
         }
+        if (!_in_member) {
+            start_member();
+        }
         ZSTD_inBuffer ib{_in.data(), _in_end, _in_begin};
         const std::size_t rc = ZSTD_decompressStream(zd(_zstd), &ob, &ib);
         _in_begin = ib.pos;
         if (ZSTD_isError(rc)) {
-            return error::format(errc::corrupt, 0, "{}: zstd data is corrupt: {}",
-                                 _inner->position(), ZSTD_getErrorName(rc));
+            return corrupt("zstd frame", ZSTD_getErrorName(rc));
         }
         // 0 means a frame ended exactly here; anything else, that more is owed.
         _in_member = rc != 0;
@@ -322,5 +338,20 @@ result<std::size_t> decoded_stream::read_zstd(std::span<std::byte> out) {
 }
 
 std::string decoded_stream::position() const { return _inner->position(); }
+
+std::string decoded_stream::position_of(std::uint64_t offset) const {
+    return fmt::format("decompressed byte {}", offset);
+}
+
+// A checksum fails where a member or frame ends, often pieces after the damage: name
+// where the damaged member began too, which is where a person should look.
+error decoded_stream::corrupt(std::string_view codec, std::string_view why) const {
+    const std::string here = _inner->position();
+    const std::string start = _inner->position_of(_member_start);
+    const std::size_t slash = here.rfind('/');
+    return error::format(errc::corrupt, 0, "{}: the {} starting here is corrupt ({}; found at {})",
+                         start, codec, why,
+                         slash == std::string::npos ? here : here.substr(slash + 1));
+}
 
 }  // namespace shoal::fog

@@ -28,6 +28,9 @@ public:
 
     // Where the stream stands, for error messages: "d1p1.img.001 byte 1234". Cold path.
     virtual std::string position() const = 0;
+    // Bytes read so far, and where an earlier one of them came from (as position()).
+    virtual std::uint64_t offset() const = 0;
+    virtual std::string position_of(std::uint64_t offset) const = 0;
 };
 
 // Reads until out is full or the stream ends; returns the bytes read (< out.size() only
@@ -41,6 +44,8 @@ public:
         : _bytes(bytes), _name(std::move(name)) {}
     result<std::size_t> read(std::span<std::byte> out) override;
     std::string position() const override;
+    std::uint64_t offset() const override { return _offset; }
+    std::string position_of(std::uint64_t offset) const override;
 
 private:
     std::span<const std::byte> _bytes;
@@ -62,6 +67,8 @@ public:
 
     result<std::size_t> read(std::span<std::byte> out) override;
     std::string position() const override;
+    std::uint64_t offset() const override { return _read_bytes; }
+    std::string position_of(std::uint64_t offset) const override;
 
     // Sum of the pieces' sizes when they were listed, and bytes read so far (progress).
     std::uint64_t total_size_bytes() const { return _total_size_bytes; }
@@ -73,7 +80,8 @@ private:
     status open_piece(std::size_t index);
 
     std::vector<std::string> _paths;
-    std::size_t _piece = 0;  // index into _paths of the open piece
+    std::vector<std::uint64_t> _sizes;  // of each piece when listed
+    std::size_t _piece = 0;             // index into _paths of the open piece
     int _fd = -1;
     std::uint64_t _piece_offset = 0;
     std::uint64_t _total_size_bytes = 0;
@@ -104,6 +112,8 @@ public:
 
     result<std::size_t> read(std::span<std::byte> out) override;
     std::string position() const override;
+    std::uint64_t offset() const override { return _decoded_bytes; }
+    std::string position_of(std::uint64_t offset) const override;
 
     compression kind() const { return _kind; }
     std::uint64_t decoded_bytes() const { return _decoded_bytes; }
@@ -121,7 +131,10 @@ private:
     std::size_t _in_begin = 0;  // unread input is _in[_in_begin, _in_end)
     std::size_t _in_end = 0;
     bool _inner_done = false;
-    bool _in_member = false;  // inside a gzip member or a zstd frame
+    bool _in_member = false;          // inside a gzip member or a zstd frame
+    std::uint64_t _member_start = 0;  // where it began, as an offset of the inner stream
+    void start_member() { _member_start = _inner->offset() - (_in_end - _in_begin); }
+    error corrupt(std::string_view codec, std::string_view why) const;
     bool _done = false;
     std::uint64_t _decoded_bytes = 0;
     void* _zlib = nullptr;  // z_stream, kept opaque so zlib.h stays out of this header

@@ -174,7 +174,6 @@ result<std::unique_ptr<partclone_source>> partclone_source::open(const fog_strea
                                  image::extent_count_max);
         }
     }
-    s->_extents = std::move(eb.extents());
     // The first verified blocks: they tell ext2 from ext3 from ext4, and stay pending.
     auto first = s->_reader->next();
     if (!first) {
@@ -183,6 +182,24 @@ result<std::unique_ptr<partclone_source>> partclone_source::open(const fog_strea
     s->_pending = *first;
     const bool at_zero = bm.block_count() > 0 && bm.test(0);
     const std::span<const std::byte> head = at_zero ? s->_pending : std::span<const std::byte>{};
+    // NTFS keeps a copy of its boot sector in the sector after the volume's last one (the
+    // partition's last sector), which no cluster covers, so partclone does not save it; a
+    // volume without it fails ntfsfix and chkdsk. It is the boot sector's copy: add it.
+    if (h.fs == "NTFS" && head.size() >= 512 && text_at(head, 3, "NTFS    ")) {
+        const std::uint64_t sector = le16(head.data() + 0x0B);
+        const std::uint64_t sectors = std::uint64_t{le32(head.data() + 0x28)} |
+                                      (std::uint64_t{le32(head.data() + 0x2C)} << 32);
+        const std::uint64_t at = sectors * sector;
+        const std::uint64_t end_of_used = eb.extents().empty() ? 0
+                                                               : eb.extents().back().offset_bytes +
+                                                                     eb.extents().back().size_bytes;
+        if (sector >= 512 && sector <= 4096 && sectors < (1ull << 48) && at >= end_of_used &&
+            at + sector <= h.device_size_bytes && head.size() >= sector) {
+            s->_tail.assign(head.begin(), head.begin() + static_cast<std::ptrdiff_t>(sector));
+            SHOAL_RETURN_IF_ERROR(eb.add(at, sector));
+        }
+    }
+    s->_extents = std::move(eb.extents());
     image::source_info& info = s->_info;
     info.fs = fs_type_of(h, head);
     info.size_bytes = partition_size_bytes;
@@ -208,6 +225,12 @@ result<std::size_t> partclone_source::read(std::span<std::byte> out) {
                 return next.err();
             }
             if (next->empty()) {
+                const std::size_t n = std::min(out.size() - done, _tail.size() - _tail_done);
+                if (n > 0) {
+                    std::memcpy(out.data() + done, _tail.data() + _tail_done, n);
+                }
+                _tail_done += n;
+                done += n;
                 break;
             }
             _pending = *next;
@@ -264,7 +287,7 @@ std::string describe_stream(std::string_view base, const partclone_source& s,
 status walk(const fog_image& fog, image::image_builder* builder, import_plan& plan) {
     plan.kind = kind_of(fog.kind);
     if (fog.kind == fog_image_kind::raw) {
-        auto src = partclone_source::open(fog.raw, fog.raw_name, 0, 0);
+        auto src = partclone_source::open(fog.raw, fog.dir + "/" + fog.raw_name, 0, 0);
         if (!src) {
             return src.err();
         }
@@ -322,6 +345,12 @@ status walk(const fog_image& fog, image::image_builder* builder, import_plan& pl
         if (head.size() > first_start) {
             head.resize(first_start);
         }
+        // The table's sector 0 as the disk had it: libfdisk wrote it with empty boot code.
+        for (image::raw_bytes& r : table->raw) {
+            if (r.offset_bytes == 0 && r.bytes.size() >= 440 && head.size() >= 440) {
+                std::memcpy(r.bytes.data(), head.data(), 440);
+            }
+        }
         for (const image::raw_bytes& r : table->raw) {
             // In sector 0 only the disk id, the entries and the signature (bytes 440..511):
             // the boot code before them is the disk's, not the table's.
@@ -376,7 +405,8 @@ status walk(const fog_image& fog, image::image_builder* builder, import_plan& pl
                 } else if (p->minimum_size_sectors != 0) {
                     minimum = p->minimum_size_sectors * ss;
                 }
-                auto src = partclone_source::open(p->stream, base + ".img", size, minimum);
+                auto src =
+                    partclone_source::open(p->stream, fog.dir + "/" + base + ".img", size, minimum);
                 if (!src) {
                     return src.err();
                 }

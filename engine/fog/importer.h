@@ -43,7 +43,7 @@ public:
     result<std::size_t> read(std::span<std::byte> out) override;
 
     const partclone_header& header() const { return _reader->header(); }
-    std::uint64_t used_bytes() const { return _reader->used_bytes(); }
+    std::uint64_t used_bytes() const { return _reader->used_bytes() + _tail.size(); }
     compression kind() const { return _decoded->kind(); }
     // Before the first read(): the first verified bytes of the stream, and whether they
     // start at the partition's byte 0 (its first block is used).
@@ -60,6 +60,10 @@ private:
     std::vector<image::extent> _extents;
     image::source_info _info;
     std::span<const std::byte> _pending;  // verified bytes not yet handed out
+    // Bytes after partclone's blocks: NTFS's backup boot sector, which lies past the last
+    // whole cluster where partclone's bitmap does not reach (see open()).
+    std::vector<std::byte> _tail;
+    std::size_t _tail_done = 0;
 };
 
 // What an import will do with each region, known before any chunk is written.

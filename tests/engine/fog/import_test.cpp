@@ -270,6 +270,8 @@ TEST(fog_import, every_region_holds_what_the_streams_held) {
     EXPECT_EQ(d.table.raw[0].offset_bytes, 0u);
     EXPECT_EQ(std::memcmp(hb.data() + 446, d.table.raw[0].bytes.data() + 446, 64), 0);
     EXPECT_NE(hb[446], std::byte{0x77});
+    // The table's own sector 0 carries the boot code too, as one read from a disk would.
+    EXPECT_EQ(std::memcmp(d.table.raw[0].bytes.data(), "BOOTCODE", 8), 0);
 
     // Partition 1: ext4 (from the superblock), its extents the bitmap, its bytes the blocks.
     const image::region& r1 = d.regions[1];
