@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# FOG import against the real tools: a disk file with ext4, FAT32, NTFS and swap
-# partitions filled with real files, captured as FOS does it (partclone -a0 into zstd or
-# pigz, split into .000/.001/… pieces, sfdisk -d, dd of the MBR), imported with
-# `shoal image import-fog`, restored with `shoal image restore` to a new file, checked with
-# fsck, and every file compared with the original. Then the broken directories: a missing
+# FOG import against the real tools, three images as FOS captures them:
+#  1. multiple partitions, dos: ext4, FAT32, NTFS and swap filled with real files
+#     (partclone -a0 into zstd or pigz, split into .000/.001/… pieces, sfdisk -d, dd of
+#     the MBR);
+#  2. resizable, gpt: FAT32 (fixed) and ext4 shrunk with resize2fs -M and its partition
+#     with it, d1.minimum.partitions, sgdisk -b for d1.mbr;
+#  3. raw: partclone.imager of the whole disk.
+# Each is imported with `shoal image import-fog`, restored with `shoal image restore` to a
+# new file (the resizable one also to a smaller one), checked with fsck, and every file
+# compared with the original. Then the broken directories: a missing piece, a lost last
 # piece, a corrupt piece, a bad partclone header; none may publish an image.
 # Needs root (loop devices, mounts) and the tools of tools/setup; skips (77) otherwise.
 # Usage: fog_import_test.sh SHOAL_BINARY
@@ -12,8 +17,9 @@ shoal=$(realpath "$1")
 
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
-for t in partclone.ext4 partclone.fat partclone.ntfs zstd pigz sfdisk losetup mkfs.ext4 \
-         mkfs.vfat mkfs.ntfs mkswap mcopy ntfs-3g e2fsck fsck.vfat ntfsfix blkid; do
+for t in partclone.ext4 partclone.fat partclone.ntfs partclone.imager zstd pigz sfdisk sgdisk \
+         losetup mkfs.ext4 mkfs.vfat mkfs.ntfs mkswap mcopy ntfs-3g e2fsck fsck.vfat ntfsfix \
+         resize2fs dumpe2fs blkid blockdev; do
   command -v "$t" >/dev/null || skip "$t is not installed (tools/setup)"
 done
 losetup -f >/dev/null 2>&1 || skip "no free loop device"
@@ -138,6 +144,89 @@ diff -r src/licenses fat/licenses && diff -r src/tree fat/tree && cmp src/random
 for m in "${mounts[@]}"; do umount "$m"; done
 mounts=()
 echo "restored: fsck clean, every file matches"
+
+# ---- 2. resizable, gpt: FOS shrinks the filesystem and its partition, then captures ----
+truncate -s 200M gpt.img
+sfdisk -q gpt.img <<'EOF'
+label: gpt
+size=40M, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI system"
+type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"
+EOF
+g1=$(part_loop gpt.img 1)
+g2=$(part_loop gpt.img 2)
+mkfs.vfat -F 32 -s 1 -n EFI "$g1" >/dev/null
+mcopy -s -i "$g1" src/tree ::/
+mkfs.ext4 -q -L resizable -d src "$g2"
+rz=resizable
+mkdir "$rz"
+sfdisk -d gpt.img > "$rz/d1.partitions"
+echo "1" > "$rz/d1.fixed_size_partitions"
+echo "/dev/sda2 extfs" > "$rz/d1.original.fstypes"
+: > "$rz/d1.original.swapuuids"
+e2fsck -fyq "$g2" >/dev/null 2>&1 || true
+resize2fs -M "$g2" >/dev/null 2>&1
+blocks=$(dumpe2fs -h "$g2" 2>/dev/null | awk -F: '/^Block count/ {print $2+0}')
+bsize=$(dumpe2fs -h "$g2" 2>/dev/null | awk -F: '/^Block size/ {print $2+0}')
+shrunk=$(( (blocks * bsize + 4 * 1048576) / 512 / 2048 * 2048 ))  # + slack, whole MiB
+for l in "${loops[@]}"; do losetup -d "$l"; done
+loops=()
+echo ", $shrunk" | sfdisk -q -N 2 gpt.img
+sfdisk -d gpt.img > "$rz/d1.minimum.partitions"
+sgdisk -b "$rz/d1.mbr" gpt.img >/dev/null
+g1=$(part_loop gpt.img 1)
+g2=$(part_loop gpt.img 2)
+partclone.fat -c -s "$g1" -o - -a0 -L "$work/pc4.log" 2>/dev/null | pigz > "$rz/d1p1.img"
+partclone.ext4 -c -s "$g2" -o - -a0 -L "$work/pc5.log" 2>/dev/null \
+  | zstd -q -T0 | split -a 3 -d -b 2M - "$rz/d1p2.img."
+mv "$rz/d1p2.img.000" "$rz/d1p2.img"
+for l in "${loops[@]}"; do losetup -d "$l"; done
+loops=()
+"$shoal" image import-fog "$rz" --name fogresize --store "$store" 2>&1 | tee rz.log
+grep -q "resizable" rz.log || fail "the gpt image should import as resizable"
+
+check_gpt_restore() {  # SIZE
+  rm -f rz-restored.img
+  truncate -s "$1" rz-restored.img
+  "$shoal" image restore --name fogresize --store "$store" --disk rz-restored.img
+  local q1 q2 got_blocks got_bsize part_bytes
+  q1=$(part_loop rz-restored.img 1)
+  q2=$(part_loop rz-restored.img 2)
+  fsck.vfat -n "$q1" >/dev/null || fail "$1: fsck.vfat of the restored EFI partition"
+  e2fsck -fn "$q2" >/dev/null || fail "$1: e2fsck of the restored ext4"
+  # The filesystem fills its partition again, as FOG's expandPartition makes it.
+  got_blocks=$(dumpe2fs -h "$q2" 2>/dev/null | awk -F: '/^Block count/ {print $2+0}')
+  got_bsize=$(dumpe2fs -h "$q2" 2>/dev/null | awk -F: '/^Block size/ {print $2+0}')
+  part_bytes=$(blockdev --getsize64 "$q2")
+  [ $((got_blocks * got_bsize + 4 * 1048576)) -gt "$part_bytes" ] \
+    || fail "$1: ext4 of $((got_blocks * got_bsize)) bytes does not fill its $part_bytes-byte partition"
+  mkdir -p rm2 rfat
+  mount -o ro "$q2" rm2
+  mounts+=("$work/rm2")
+  diff -r src rm2 --exclude=lost+found || fail "$1: ext4 files differ"
+  umount rm2
+  mounts=()
+  rm -rf rfat/*
+  mcopy -s -i "$q1" ::/tree rfat/
+  diff -r src/tree rfat/tree || fail "$1: EFI files differ"
+  for l in "${loops[@]}"; do losetup -d "$l"; done
+  loops=()
+  echo "resizable restore to $1: fsck clean, fills its partition, every file matches"
+}
+check_gpt_restore 200M
+check_gpt_restore 120M
+
+# ---- 3. raw: partclone.imager of the whole disk, as FOS's "dd" type ----
+raw=rawimg
+mkdir "$raw"
+partclone.imager -c -s disk.img -o - -a0 -L "$work/pc6.log" 2>/dev/null \
+  | pigz > "$raw/Win10Raw.000"
+"$shoal" image import-fog "$raw" --name fograw --store "$store" 2>&1 | tee raw.log
+grep -q "raw" raw.log || fail "the raw image should import as raw"
+rm -f raw-restored.img
+truncate -s 160M raw-restored.img
+"$shoal" image restore --name fograw --store "$store" --disk raw-restored.img
+cmp disk.img raw-restored.img || fail "the raw image does not restore byte for byte"
+echo "raw restore: byte for byte"
 
 # ---- broken directories: clear errors, nothing published ----
 expect_refused() {  # DIR NAME TEXT...

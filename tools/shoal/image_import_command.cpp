@@ -1,18 +1,18 @@
 // shoal image import-fog DIR --name N: converts a FOG Project image directory (partclone
 // streams, gzip/pigz or zstd, whole or split; d1.mbr, d1.partitions, …) into a shoal image.
 // Nothing is published unless every stream was read to its end and every checksum passed.
-#include <unistd.h>
-
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "common/clock.h"
 #include "fog/fog_dir.h"
 #include "fog/importer.h"
 #include "image/store.h"
+#include "progress.h"
 #include "transfer_options.h"
 
 namespace shoal::cli {
@@ -21,159 +21,118 @@ namespace {
 struct import_options {
     std::string dir;
     std::string name;
-    std::string store;
+    std::string store = image::default_store_path();
+    std::string progress = "auto";
+    std::string chunk_size = "4M";
+    int level = image::zstd_level_default;
     unsigned threads = 0;
+    std::string description;
     bool dry_run = false;
     bool json = false;
-    bool quiet = false;
 };
 
-// Progress for people on a terminal (one line, redrawn), for logs (a line every 10 s) or
-// for scripts (--json: one object per second, then the result).
-class progress_printer {
-public:
-    progress_printer(std::uint64_t total_bytes, bool json, bool quiet)
-        : _total(total_bytes),
-          _json(json),
-          _quiet(quiet),
-          _tty(::isatty(STDERR_FILENO) != 0),
-          _start(std::chrono::steady_clock::now()),
-          _last(_start) {}
-
-    void update(std::uint64_t done_bytes) {
-        const auto now = std::chrono::steady_clock::now();
-        const auto every = _json  ? std::chrono::seconds(1)
-                           : _tty ? std::chrono::milliseconds(200)
-                                  : std::chrono::seconds(10);
-        if (_quiet || now - _last < every) {
-            return;
-        }
-        _last = now;
-        const double s = std::chrono::duration<double>(now - _start).count();
-        const double rate = s > 0 ? static_cast<double>(done_bytes) / s : 0;
-        const double eta =
-            rate > 0 ? static_cast<double>(_total - std::min(done_bytes, _total)) / rate : 0;
-        if (_json) {
-            nlohmann::json j = {{"event", "progress"},
-                                {"done_bytes", done_bytes},
-                                {"total_bytes", _total},
-                                {"rate_bytes_per_s", rate},
-                                {"eta_s", eta}};
-            std::printf("%s\n", j.dump().c_str());
-            std::fflush(stdout);
-            return;
-        }
-        std::fprintf(stderr, "%s%s / %s  %s  ETA %d:%02d%s", _tty ? "\r  " : "  ",
-                     human_bytes(static_cast<double>(done_bytes)).c_str(),
-                     human_bytes(static_cast<double>(_total)).c_str(), human_rate(rate).c_str(),
-                     static_cast<int>(eta) / 60, static_cast<int>(eta) % 60, _tty ? "   " : "\n");
-        _drawn = _tty;
-    }
-    void finish() {
-        if (_drawn) {
-            std::fprintf(stderr, "\n");
-        }
-    }
-    double seconds() const {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - _start).count();
-    }
-
-private:
-    std::uint64_t _total;
-    bool _json;
-    bool _quiet;
-    bool _tty;
-    bool _drawn = false;
-    std::chrono::steady_clock::time_point _start;
-    std::chrono::steady_clock::time_point _last;
-};
-
-int fail(const import_options& o, const error& e) {
-    if (o.json) {
-        nlohmann::json j = {{"event", "error"},
-                            {"error", std::string(errc_name(e.code()))},
-                            {"message", e.describe()}};
-        std::printf("%s\n", j.dump().c_str());
-    }
+int fail(const error& e) {
     std::fprintf(stderr, "shoal image import-fog: %s\n", e.describe().c_str());
     return 1;
 }
 
+nlohmann::json plan_json(const fog::fog_image& fog, const fog::import_plan& plan) {
+    nlohmann::json regions = nlohmann::json::array();
+    for (const fog::import_region& r : plan.regions) {
+        regions.push_back({{"disk", r.disk},
+                           {"partition", r.partition},
+                           {"offset_bytes", r.offset_bytes},
+                           {"size_bytes", r.size_bytes},
+                           {"what", r.what},
+                           {"used_bytes", r.used_bytes}});
+    }
+    return {{"dir", fog.dir},
+            {"fog_kind", std::string(fog::fog_image_kind_name(fog.kind))},
+            {"kind", std::string(image::kind_name(plan.kind))},
+            {"used_bytes", plan.used_bytes},
+            {"regions", regions},
+            {"notes", plan.notes}};
+}
+
+void print_plan(const fog::fog_image& fog, const fog::import_plan& plan) {
+    std::printf("FOG image %s: %s -> %s image, %s of used data\n", fog.dir.c_str(),
+                std::string(fog::fog_image_kind_name(fog.kind)).c_str(),
+                std::string(image::kind_name(plan.kind)).c_str(),
+                human_bytes(static_cast<double>(plan.used_bytes)).c_str());
+    for (const fog::import_region& r : plan.regions) {
+        const std::string where = r.partition != 0 ? fmt::format("partition {}", r.partition)
+                                  : plan.kind == image::image_kind::raw ? std::string("whole disk")
+                                                                        : std::string("head");
+        std::printf("  disk %u %s at %llu: %s, %s used\n", r.disk, where.c_str(),
+                    static_cast<unsigned long long>(r.offset_bytes), r.what.c_str(),
+                    human_bytes(static_cast<double>(r.used_bytes)).c_str());
+    }
+    for (const std::string& n : plan.notes) {
+        std::printf("  note: %s\n", n.c_str());
+    }
+}
+
 int run_import(const import_options& o) {
+    auto mode = progress_printer::parse_mode(o.progress);
+    if (!mode) {
+        return fail(mode.err());
+    }
+    auto chunk = parse_size_bytes(o.chunk_size);
+    if (!chunk) {
+        return fail(chunk.err());
+    }
     auto fog = fog::read_fog_image(o.dir);
     if (!fog) {
-        return fail(o, fog.err());
+        return fail(fog.err());
     }
     // Every header and bitmap first: a broken stream is found before anything is stored.
     auto plan = fog::plan_fog_import(*fog);
     if (!plan) {
-        return fail(o, plan.err());
-    }
-    if (!o.json && !o.quiet) {
-        std::fprintf(stderr, "FOG image %s: %s, %s of used data\n", o.dir.c_str(),
-                     std::string(fog::fog_image_kind_name(fog->kind)).c_str(),
-                     human_bytes(static_cast<double>(plan->used_bytes)).c_str());
-        for (const fog::import_region& r : plan->regions) {
-            std::fprintf(
-                stderr, "  disk %u %s at %llu: %s, %s used\n", r.disk,
-                r.partition == 0 ? "head" : fmt::format("partition {}", r.partition).c_str(),
-                static_cast<unsigned long long>(r.offset_bytes), r.what.c_str(),
-                human_bytes(static_cast<double>(r.used_bytes)).c_str());
-        }
-        for (const std::string& n : plan->notes) {
-            std::fprintf(stderr, "  note: %s\n", n.c_str());
-        }
+        return fail(plan.err());
     }
     if (o.dry_run) {
         if (o.json) {
-            nlohmann::json regions = nlohmann::json::array();
-            for (const fog::import_region& r : plan->regions) {
-                regions.push_back({{"disk", r.disk},
-                                   {"partition", r.partition},
-                                   {"offset_bytes", r.offset_bytes},
-                                   {"size_bytes", r.size_bytes},
-                                   {"what", r.what},
-                                   {"used_bytes", r.used_bytes}});
-            }
-            nlohmann::json j = {{"event", "plan"},
-                                {"kind", std::string(fog::fog_image_kind_name(fog->kind))},
-                                {"used_bytes", plan->used_bytes},
-                                {"regions", regions},
-                                {"notes", plan->notes}};
-            std::printf("%s\n", j.dump().c_str());
+            std::printf("%s\n", plan_json(*fog, *plan).dump().c_str());
+        } else {
+            print_plan(*fog, *plan);
         }
         return 0;
     }
+    if (!o.json) {
+        print_plan(*fog, *plan);
+        std::fflush(stdout);
+    }
     auto store = image::chunk_store::open(o.store, true);
     if (!store) {
-        return fail(o, store.err());
+        return fail(store.err());
     }
-    progress_printer progress(plan->used_bytes, o.json, o.quiet);
+    progress_printer printer(*mode, "import " + o.name);
     image::build_options b;
     b.threads = o.threads;
-    b.on_progress = [&](std::uint64_t done) { progress.update(done); };
+    b.zstd_level = o.level;
+    b.chunk_size_bytes = static_cast<std::uint32_t>(std::min<std::uint64_t>(*chunk, UINT32_MAX));
+    b.description = o.description;
+    const std::uint64_t total = plan->used_bytes;
+    b.on_progress = [&](std::uint64_t done) { printer.update(done, total); };
+    const std::int64_t start = time::monotonic_ns();
     auto m = fog::import_fog_image(**store, *fog, o.name, std::move(b));
-    progress.finish();
     if (!m) {
-        return fail(o, m.err());
+        printer.finish(0, 0);
+        return fail(m.err());
     }
-    const double s = progress.seconds();
-    const double rate = s > 0 ? static_cast<double>(m->used_bytes()) / s : 0;
+    const double s = static_cast<double>(time::monotonic_ns() - start) / 1e9;
+    printer.finish(m->used_bytes(), m->used_bytes());
     if (o.json) {
-        nlohmann::json j = {{"event", "done"},
-                            {"name", m->name},
-                            {"kind", std::string(image::kind_name(m->kind))},
-                            {"used_bytes", m->used_bytes()},
-                            {"stored_bytes", m->stored_bytes()},
-                            {"seconds", s},
-                            {"rate_bytes_per_s", rate}};
+        nlohmann::json j = plan_json(*fog, *plan);
+        j["name"] = m->name;
+        j["stored_bytes"] = m->stored_bytes();
+        j["seconds"] = s;
         std::printf("%s\n", j.dump().c_str());
-    } else if (!o.quiet) {
-        std::fprintf(stderr, "imported %s as image %s: %s used, %s stored, %.1f s (%s)\n",
-                     o.dir.c_str(), m->name.c_str(),
-                     human_bytes(static_cast<double>(m->used_bytes())).c_str(),
-                     human_bytes(static_cast<double>(m->stored_bytes())).c_str(), s,
-                     human_rate(rate).c_str());
+    } else {
+        std::printf("imported %s as %s: %s used, %s stored, %.1f s (%s)\n", o.dir.c_str(),
+                    m->name.c_str(), human_bytes(static_cast<double>(m->used_bytes())).c_str(),
+                    human_bytes(static_cast<double>(m->stored_bytes())).c_str(), s,
+                    human_rate(static_cast<double>(m->used_bytes()) / s).c_str());
     }
     return 0;
 }
@@ -194,19 +153,23 @@ CLI::App* image_app(CLI::App& app) {
 
 void add_image_import_command(CLI::App& app, command_set& commands) {
     auto o = std::make_shared<import_options>();
-    o->store = image::default_store_path();
     CLI::App* sub = image_app(app)->add_subcommand(
         "import-fog", "convert a FOG Project image directory into a shoal image");
     sub->add_option("dir", o->dir, "the FOG image directory, e.g. /images/win10")->required();
     sub->add_option("--name", o->name, "name of the new image")->required();
     sub->add_option("--store", o->store,
-                    "chunk store directory (default: $SHOAL_STORE or "
-                    "/var/lib/shoal/images)");
-    sub->add_option("--threads", o->threads, "compression threads (default: every core)");
+                    "the chunk store's directory (default $SHOAL_STORE or /var/lib/shoal/images)")
+        ->capture_default_str();
+    sub->add_option("--progress", o->progress, "auto, human, json (lines on stdout) or none")
+        ->capture_default_str();
+    sub->add_flag("--json", o->json, "the plan and the result as JSON on stdout");
+    sub->add_option("--threads", o->threads, "compression threads (0: every core)");
+    sub->add_option("--chunk-size", o->chunk_size, "raw bytes per chunk")->capture_default_str();
+    sub->add_option("--level", o->level, "zstd level")->capture_default_str();
+    sub->add_option("--description", o->description,
+                    "free text kept with the image (default: where it came from)");
     sub->add_flag("--dry-run", o->dry_run,
-                  "check the directory and every stream's header, store nothing");
-    sub->add_flag("--json", o->json, "machine-readable progress and result on stdout");
-    sub->add_flag("--quiet", o->quiet, "print errors only");
+                  "read the directory and every stream's header and bitmap, store nothing");
     commands.add(sub, [o] { return run_import(*o); });
 }
 
