@@ -255,13 +255,18 @@ for delay in 0.1 0.2 0.4 0.8; do
 done
 [ $killed = 1 ] || ok "restore of big finished before every kill (nothing to resume on this machine)"
 before=$(sha256sum < "$S/images/big.manifest")
-for delay in 0.1 0.3; do
+kills=0
+for delay in 0.05 0.1 0.2; do
+  rc=0
   ( timeout -s KILL $delay "$shoal" image capture --store "$S" --disk "$W/gpt-128.img" --name big --type multipart \
-      --progress none >/dev/null 2>&1 || true ) 2>/dev/null
+      --progress none >/dev/null 2>&1 ) 2>/dev/null || rc=$?
+  [ $rc = 137 ] || break  # it finished: the image is rightly replaced, stop here
+  kills=$((kills + 1))
+  [ "$(sha256sum < "$S/images/big.manifest")" = "$before" ] || fail "a killed capture replaced the image"
+  "$shoal" image verify big --store "$S" --progress none >/dev/null 2>&1 || fail "image after a killed capture"
 done
-[ "$(sha256sum < "$S/images/big.manifest")" = "$before" ] || fail "a killed capture replaced the image"
-"$shoal" image verify big --store "$S" --progress none >/dev/null 2>&1 || fail "image after killed captures"
-ok "captures killed part-way leave the previous version of the image intact"
+[ $kills -gt 0 ] || fail "no capture was killed part-way"
+ok "$kills capture(s) killed part-way left the previous version of the image intact"
 
 # --- 6c. two disks, one image ------------------------------------------------------------
 "$shoal" image capture --store "$S" --disk "$d1" --disk "$d2" --name both --type all-disks --progress none \
@@ -331,7 +336,7 @@ before=$(count)
 after=$(count)
 [ "$before" = "$after" ] || fail "a second copy of the raw image stored new chunks ($before -> $after)"
 "$shoal" image rm raw --store "$S" >/dev/null || fail "rm raw"
-[ "$(count)" = "$after" ] || fail "rm removed chunks raw-again uses"
+# (rm also sweeps the chunks the killed captures above left behind, so count by use.)
 "$shoal" image verify raw-again --store "$S" --progress none >/dev/null 2>&1 || fail "raw-again after rm"
 "$shoal" image rm raw-again --store "$S" >/dev/null || fail "rm raw-again"
 [ "$(count)" -lt "$after" ] || fail "rm freed nothing"
