@@ -78,7 +78,7 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
             }
             auto t = options.kind == image_kind::raw ? result<partition_table>(partition_table{})
                                                      : read_partition_table(f.fd, path);
-            if (!t || t->kind == table_kind::none) {
+            if (!t || t->entries.empty()) {
                 expected_total += *size;
                 continue;
             }
@@ -135,6 +135,11 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
                 break;
             }
             table = std::move(*t);
+            if (table.entries.empty()) {
+                // A filesystem on the whole disk: an NTFS or FAT boot sector carries the
+                // 0x55AA signature libfdisk takes for an empty MBR.
+                table = partition_table{};
+            }
         }
         if (auto s = (*builder)->begin_disk(index, *size, table, path); !s) {
             st = s.err();

@@ -161,7 +161,8 @@ int restore_to(const image_options& o, std::vector<std::string> targets, std::ui
                                 .dump()
                                 .c_str());
     } else {
-        std::printf("%sd %s: %s written, %s already in place, %.1f s\n", verb, o.name.c_str(),
+        std::printf("%s %s: %s written, %s already in place, %.1f s\n",
+                    std::string_view(verb) == "export" ? "exported" : "restored", o.name.c_str(),
                     human_bytes(static_cast<double>(sum->written_bytes)).c_str(),
                     human_bytes(static_cast<double>(sum->skipped_bytes)).c_str(), s);
     }
