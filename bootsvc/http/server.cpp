@@ -340,12 +340,13 @@ status server::impl::start() {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     _daemon = MHD_start_daemon(
         flags, _port, nullptr, nullptr, &on_access, this,
+        // The logger first, so that libmicrohttpd's own messages go through spdlog too.
+        MHD_OPTION_EXTERNAL_LOGGER, &on_log, this,
         MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(_listen.release()),
         MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(1u, _config.threads)),
         MHD_OPTION_CONNECTION_LIMIT, _config.connections_max,
         MHD_OPTION_CONNECTION_TIMEOUT, _config.connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, this,
-        MHD_OPTION_EXTERNAL_LOGGER, &on_log, this,
         MHD_OPTION_END);
     if (_daemon == nullptr) {
         return error(errc::io, "http: libmicrohttpd did not start (see the warning above)");
