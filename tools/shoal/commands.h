@@ -31,5 +31,6 @@ private:
 void add_version_command(CLI::App& app, command_set& commands);
 void add_send_command(CLI::App& app, command_set& commands);
 void add_recv_command(CLI::App& app, command_set& commands);
+void add_boot_command(CLI::App& app, command_set& commands);
 
 }  // namespace shoal::cli
