@@ -39,8 +39,8 @@ struct client {
     clock_type::time_point sent{};
 };
 
-std::size_t build_request(std::uint8_t* b, std::uint32_t xid, const mac_address& mac, message_type type,
-                          ipv4 requested, ipv4 server) {
+std::size_t build_request(std::uint8_t* b, std::uint32_t xid, const mac_address& mac,
+                          message_type type, ipv4 requested, ipv4 server) {
     std::memset(b, 0, options_offset);
     b[0] = op_request;
     b[1] = 1;
@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface.c_str(), static_cast<socklen_t>(iface.size()));
+    ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface.c_str(),
+                 static_cast<socklen_t>(iface.size()));
     sockaddr_in local{};
     local.sin_family = AF_INET;
     local.sin_port = htons(68);
@@ -120,30 +121,36 @@ int main(int argc, char** argv) {
     auto mac_of = [&](std::uint32_t i) {
         std::uint32_t h = i * 0x9e3779b1u;
         h ^= h >> 16;
-        return mac_address{0x02, static_cast<std::uint8_t>(seed), static_cast<std::uint8_t>(h >> 24),
-                           static_cast<std::uint8_t>(h >> 16), static_cast<std::uint8_t>(h >> 8),
+        return mac_address{0x02,
+                           static_cast<std::uint8_t>(seed),
+                           static_cast<std::uint8_t>(h >> 24),
+                           static_cast<std::uint8_t>(h >> 16),
+                           static_cast<std::uint8_t>(h >> 8),
                            static_cast<std::uint8_t>(h)};
     };
     std::uint8_t out[packet_size_max];
     std::uint8_t in[packet_size_max + 1];
     auto send = [&](std::uint32_t i) {
         client& c = state[i];
-        std::size_t n = c.phase == 1 ? build_request(out, xid_base + i, mac_of(i), message_type::discover, 0, 0)
-                                     : build_request(out, xid_base + i, mac_of(i), message_type::request,
-                                                     c.offered, c.server);
+        std::size_t n =
+            c.phase == 1 ? build_request(out, xid_base + i, mac_of(i), message_type::discover, 0, 0)
+                         : build_request(out, xid_base + i, mac_of(i), message_type::request,
+                                         c.offered, c.server);
         c.sent = clock_type::now();
         ::sendto(fd, out, n, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
     };
     // A client NAKed more often than this gives up.
     constexpr std::uint8_t restarts_max = 5;
-    std::uint32_t next = 0, inflight = 0, done = 0, failed = 0, retransmits = 0, stray = 0, naks = 0;
+    std::uint32_t next = 0, inflight = 0, done = 0, failed = 0, retransmits = 0, stray = 0,
+                  naks = 0;
     std::vector<double> latency_ms;
     latency_ms.reserve(clients);
     message m;
     auto start = clock_type::now();
     auto last_scan = start;
     // A bound on the whole run, whatever the server does.
-    auto deadline = start + std::chrono::milliseconds(std::uint64_t{timeout_ms} * (retries + 2) * 2 + clients * 10ull);
+    auto deadline = start + std::chrono::milliseconds(
+                                std::uint64_t{timeout_ms} * (retries + 2) * 2 + clients * 10ull);
     while (done + failed < clients) {
         while (inflight < window && next < clients) {
             state[next].phase = 1;
@@ -177,7 +184,9 @@ int main(int argc, char** argv) {
                 c.phase = 3;
                 done++;
                 inflight--;
-                latency_ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - c.started).count());
+                latency_ms.push_back(
+                    std::chrono::duration<double, std::milli>(clock_type::now() - c.started)
+                        .count());
             } else if (c.phase == 2 && m.type == message_type::nak) {
                 // As a real client does: start over with a DISCOVER, a bounded number of times.
                 naks++;
@@ -197,7 +206,8 @@ int main(int argc, char** argv) {
             last_scan = now;
             for (std::uint32_t i = 0; i < next; i++) {
                 client& c = state[i];
-                if ((c.phase == 1 || c.phase == 2) && now - c.sent > std::chrono::milliseconds(timeout_ms)) {
+                if ((c.phase == 1 || c.phase == 2) &&
+                    now - c.sent > std::chrono::milliseconds(timeout_ms)) {
                     if (++c.tries > retries) {
                         c.phase = 4;
                         failed++;
@@ -217,11 +227,17 @@ int main(int argc, char** argv) {
     double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
     std::sort(latency_ms.begin(), latency_ms.end());
     auto pct = [&](double q) {
-        return latency_ms.empty() ? 0.0 : latency_ms[std::min(latency_ms.size() - 1, static_cast<std::size_t>(q * latency_ms.size()))];
+        return latency_ms.empty()
+                   ? 0.0
+                   : latency_ms[std::min(latency_ms.size() - 1,
+                                         static_cast<std::size_t>(q * latency_ms.size()))];
     };
-    std::printf("{\"clients\": %u, \"ok\": %u, \"failed\": %u, \"retransmits\": %u, \"naks\": %u, \"stray\": %u, "
-                "\"seconds\": %.4f, \"tps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}\n",
-                clients, done, failed, retransmits, naks, stray, seconds, done / seconds, pct(0.5), pct(0.99));
+    std::printf(
+        "{\"clients\": %u, \"ok\": %u, \"failed\": %u, \"retransmits\": %u, \"naks\": %u, "
+        "\"stray\": %u, "
+        "\"seconds\": %.4f, \"tps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}\n",
+        clients, done, failed, retransmits, naks, stray, seconds, done / seconds, pct(0.5),
+        pct(0.99));
     ::close(fd);
     return failed == 0 ? 0 : 3;
 }

@@ -13,6 +13,7 @@ per server: transactions per second (median of the repetitions), p50/p99 latency
 transaction, and the server's CPU microseconds per transaction; then the ratio.
 
 Run as root:  bench/e2e/dhcp.py [--quick] [--clients N] [--window W] [--reps R] [--lease-dir DIR]
+              [--no-lease-file]
               [--serve build/tests/bootsvc/dhcp/dhcp_serve] [--load build/bench/dhcp/dhcp_load]
 """
 import argparse
@@ -48,15 +49,16 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(kind, serve, work):
+def start_server(kind, serve, work, lease_file):
     if kind == "shoal":
-        cmd = [serve, "--mode", "full", "-i", "eth0", "--pool", "%s-%s" % POOL,
-               "--leases", os.path.join(work, "shoal.leases"), "--log", "info"]
+        cmd = [serve, "--mode", "full", "-i", "eth0", "--pool", "%s-%s" % POOL, "--log", "info"]
+        if lease_file:
+            cmd += ["--leases", os.path.join(work, "shoal.leases")]
     else:
         cmd = ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0",
-               "--bind-interfaces", "--dhcp-range=%s,%s,255.255.0.0,12h" % POOL,
-               "--dhcp-leasefile=" + os.path.join(work, "dnsmasq.leases"), "--no-ping",
+               "--bind-interfaces", "--dhcp-range=%s,%s,255.255.0.0,12h" % POOL, "--no-ping",
                "--quiet-dhcp", "--dhcp-authoritative", "--dhcp-lease-max=100000"]
+        cmd += ["--dhcp-leasefile=" + os.path.join(work, "dnsmasq.leases")] if lease_file else ["--leasefile-ro"]
     log = open(os.path.join(work, kind + ".log"), "w")
     p = subprocess.Popen(["ip", "netns", "exec", ns("s")] + cmd, stdout=log, stderr=subprocess.STDOUT)
     time.sleep(0.5)  # both bind at once; give them a moment to be ready
@@ -71,7 +73,7 @@ def run_once(kind, args, work, seed):
             os.unlink(os.path.join(work, f))
         except FileNotFoundError:
             pass
-    server = start_server(kind, args.serve, work)
+    server = start_server(kind, args.serve, work, not args.no_lease_file)
     try:
         cpu0 = cpu_s(server.pid)
         r = subprocess.run(["ip", "netns", "exec", ns("r1"), args.load, "--iface", "eth0",
@@ -97,6 +99,8 @@ def main():
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-lease-file", action="store_true",
+                    help="leases in memory only (shoal without --leases, dnsmasq --leasefile-ro)")
     ap.add_argument("--lease-dir", default="/dev/shm", help="where both servers keep their lease files")
     ap.add_argument("--serve", default=os.path.join(ROOT, "build", "tests", "bootsvc", "dhcp", "dhcp_serve"))
     ap.add_argument("--load", default=os.path.join(ROOT, "build", "bench", "dhcp", "dhcp_load"))
@@ -117,8 +121,9 @@ def main():
                 if res["failed"]:
                     print("%s: %d of %d transactions failed" % (kind, res["failed"], res["clients"]),
                           file=sys.stderr)
-        print("DHCP DISCOVER->OFFER->REQUEST->ACK, %d clients, %d in flight, %d repetitions (median)"
-              % (args.clients, args.window, args.reps))
+        print("DHCP DISCOVER->OFFER->REQUEST->ACK, %d clients, %d in flight, %d repetitions (median), %s"
+              % (args.clients, args.window, args.reps,
+                 "leases in memory only" if args.no_lease_file else "lease files in " + args.lease_dir))
         print("| server | transactions/s | p50 ms | p99 ms | server CPU us/tx | NAKs | failed |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         med = {}

@@ -85,8 +85,19 @@ class Lab:
         sh("lab_down %s" % PREFIX, check=False)
 
 
-def run_tool(tool, shoal, work, image, n, link, slow, want):
-    """One transfer; returns a dict of figures."""
+def link_rates(link):
+    """The send rates for a tbf link: just under it, counting Ethernet headers."""
+    if not link:
+        return "10G", None
+    mbit = int(link.replace("gbit", "000").replace("mbit", ""))
+    return "%dM" % (mbit * 98 // 100), "%dm" % (mbit * 98 // 100)
+
+
+def run_tool(tool, shoal, work, image, n, link, slow, want, lossy=()):
+    """One transfer; returns a dict of figures. Receivers in `slow` (a 20 MB/s disk) or
+    `lossy` (a minority on a lossy link) are impaired: they are left out of the healthy
+    mean and min, and their own rates are listed apart."""
+    impaired = set(slow) | set(lossy)
     size = os.path.getsize(image)
     procs = []
     for i in range(1, n + 1):
@@ -110,7 +121,7 @@ def run_tool(tool, shoal, work, image, n, link, slow, want):
         procs.append((subprocess.Popen(cpu_wrap(full, cpu), stdout=subprocess.DEVNULL,
                                        stderr=open(os.path.join(work, "recv%d.log" % i), "w")), out, cpu))
     time.sleep(0.5)  # receivers listening
-    rate = "980M" if link else "10G"
+    rate, udpcast_rate = link_rates(link)
     if tool == "shoal":
         cmd = [shoal, "send", image, "-i", "eth0", "--key-file", os.path.join(work, "key"),
                "-n", str(n), "--wait", "30s", "--rate", rate, "--level", "0",
@@ -122,8 +133,8 @@ def run_tool(tool, shoal, work, image, n, link, slow, want):
     else:
         cmd = ["udp-sender", "--file", image, "--interface", "eth0", "--min-receivers", str(n),
                "--nokbd", "--no-progress", "--max-wait", "30"]
-        if link:
-            cmd += ["--max-bitrate", "980m"]
+        if udpcast_rate:
+            cmd += ["--max-bitrate", udpcast_rate]
     scpu = os.path.join(work, "cpus")
     t0 = time.monotonic()
     send_json = os.path.join(work, "send.json")
@@ -149,7 +160,7 @@ def run_tool(tool, shoal, work, image, n, link, slow, want):
         ok += identical
         r = size / done_at[j] / 1e6 if identical and done_at[j] else 0.0
         rates.append(r)
-        if (j + 1) not in slow:
+        if (j + 1) not in impaired:
             healthy_rates.append(r)
         rcpu += parse_times(cpu)
     gb = size / 1e9
@@ -168,9 +179,58 @@ def run_tool(tool, shoal, work, image, n, link, slow, want):
         "mean": sum(healthy_rates) / len(healthy_rates) if healthy_rates else 0.0,
         "min": min(healthy_rates) if healthy_rates else 0.0,
         "slow_rate": [rates[i - 1] for i in slow],
+        "impaired_rate": [rates[i - 1] for i in sorted(impaired)],
         "sender_cpu_per_gb": parse_times(scpu) / gb,
         "receiver_cpu_per_gb": rcpu / n / gb,
     }
+
+
+def fairness(args, work, image, want):
+    """Healthy receivers' rate with one impaired receiver, against the same group with
+    none, alternating the runs so that drift on a shared machine hits both alike."""
+    n, link = 4, args.fair_link
+    variants = [("none", 0, [], []), ("one at 5% loss", 50, [n], []), ("one 20 MB/s disk", 0, [], [n])]
+    lab = Lab(n)
+    runs = {(t, v[0]): [] for t in ("shoal", "udpcast") for v in variants}
+    delivered = {k: [0, 0] for k in runs}
+    failed = False
+    try:
+        for rep in range(args.reps):
+            for label, loss, lossy, slow in variants:
+                lab.configure(loss, lossy, link)
+                for tool in ("shoal", "udpcast"):
+                    r = run_tool(tool, args.shoal, work, image, n, link, slow, want, lossy=lossy)
+                    runs[(tool, label)].append(r)
+                    delivered[(tool, label)][0] += r["ok"]
+                    delivered[(tool, label)][1] += n
+                    failed |= tool == "shoal" and r["ok"] != n
+                    print("rep %d %-18s %-7s healthy mean %6.1f MB/s, impaired %s, %d/%d ok"
+                          % (rep + 1, label, tool, r["mean"], ["%.1f" % x for x in r["impaired_rate"]], r["ok"], n),
+                          flush=True)
+    finally:
+        lab.down()
+    median = lambda xs: sorted(xs)[len(xs) // 2]
+    lines = ["| %d receivers at %s, one impaired | shoal healthy MB/s (median of %d) | shoal slowdown | shoal impaired MB/s | UDPcast healthy MB/s | UDPcast slowdown | UDPcast impaired MB/s | delivered shoal / UDPcast |" % (n, link, args.reps),
+             "|---|---|---|---|---|---|---|---|"]
+    base = {t: median([r["mean"] for r in runs[(t, "none")]]) for t in ("shoal", "udpcast")}
+    for label, _, _, _ in variants:
+        cells = []
+        for t in ("shoal", "udpcast"):
+            h = median([r["mean"] for r in runs[(t, label)]])
+            imp = [x for r in runs[(t, label)] for x in r["impaired_rate"]]
+            slowdown = "—" if label == "none" else "%+.1f%%" % ((1 - h / base[t]) * 100 if base[t] else float("nan"))
+            cells += ["%.1f" % h, slowdown, "%.1f" % median(imp) if imp else "—"]
+        lines.append("| %s | %s | %s/%s, %s/%s |" % (label, " | ".join(cells), delivered[("shoal", label)][0],
+                                                     delivered[("shoal", label)][1], delivered[("udpcast", label)][0],
+                                                     delivered[("udpcast", label)][1]))
+    table = "\n".join(lines)
+    print()
+    print("file %d MiB random; slowdown = 1 - healthy rate / healthy rate with none impaired" % (os.path.getsize(image) >> 20))
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+    return 1 if failed else 0
 
 
 def main():
@@ -180,6 +240,12 @@ def main():
     ap.add_argument("--shoal", default=os.path.join(ROOT, "build", "tools", "shoal"))
     ap.add_argument("--out", help="write the markdown table here too")
     ap.add_argument("--only", help="run only the cases whose label contains this text")
+    ap.add_argument("--fairness", action="store_true",
+                    help="how much one impaired receiver slows the healthy ones: baseline and "
+                         "impaired runs alternated, --reps times each, on a --fair-link tbf link")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fair-link", default="400mbit",
+                    help="a rate the 2 cores can carry to 4 receivers, so the link sets the pace")
     args = ap.parse_args()
     if os.geteuid() != 0 or shutil.which("ip") is None:
         print("SKIP: needs root and iproute2", file=sys.stderr)
@@ -219,6 +285,11 @@ def main():
     with open(os.path.join(work, "key"), "wb") as f:
         f.write(os.urandom(32))
     want = sha256(image)
+    if args.fairness:
+        try:
+            return fairness(args, work, image, want)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     rows = []
     lab = Lab(max(c[1] for c in cases))
     failed = False
@@ -228,7 +299,8 @@ def main():
             lab.configure(loss, lossy_list, link)
             res = {}
             for tool in ("shoal", "udpcast"):
-                res[tool] = run_tool(tool, args.shoal, work, image, n, link, slow, want)
+                res[tool] = run_tool(tool, args.shoal, work, image, n, link, slow, want,
+                                     lossy=lossy_list if lossy != "all" else ())
             rows.append((label, res))
             s, u = res["shoal"], res["udpcast"]
             ratio = s["mean"] / u["mean"] if u["mean"] > 0 else float("inf")

@@ -15,23 +15,26 @@ result<ipv4> parse_ipv4(std::string_view text) noexcept {
         auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), octet);
         std::size_t used = static_cast<std::size_t>(end - rest.data());
         if (ec != std::errc() || octet > 255 || used == 0 || used > 3) {
-            return error::format(errc::invalid_argument, 0,
-                                 "'{}' is not an IPv4 address (want four numbers 0-255, e.g. 10.77.0.1)",
-                                 text.substr(0, 40));
+            return error::format(
+                errc::invalid_argument, 0,
+                "'{}' is not an IPv4 address (want four numbers 0-255, e.g. 10.77.0.1)",
+                text.substr(0, 40));
         }
         value = (value << 8) | octet;
         rest.remove_prefix(used);
         if (i < 3) {
             if (rest.empty() || rest.front() != '.') {
                 return error::format(errc::invalid_argument, 0,
-                                     "'{}' is not an IPv4 address (want a.b.c.d)", text.substr(0, 40));
+                                     "'{}' is not an IPv4 address (want a.b.c.d)",
+                                     text.substr(0, 40));
             }
             rest.remove_prefix(1);
         }
     }
     if (!rest.empty()) {
         return error::format(errc::invalid_argument, 0,
-                             "'{}' is not an IPv4 address (trailing characters)", text.substr(0, 40));
+                             "'{}' is not an IPv4 address (trailing characters)",
+                             text.substr(0, 40));
     }
     return value;
 }
@@ -39,9 +42,10 @@ result<ipv4> parse_ipv4(std::string_view text) noexcept {
 result<mac_address> parse_mac(std::string_view text) noexcept {
     mac_address mac{};
     auto bad = [&] {
-        return error::format(errc::invalid_argument, 0,
-                             "'{}' is not a MAC address (want six hex pairs, e.g. 52:54:00:12:34:56)",
-                             text.substr(0, 40));
+        return error::format(
+            errc::invalid_argument, 0,
+            "'{}' is not a MAC address (want six hex pairs, e.g. 52:54:00:12:34:56)",
+            text.substr(0, 40));
     };
     if (text.size() != 17) {
         return bad();
@@ -78,13 +82,15 @@ std::vector<std::string> validate(const config& cfg) {
     }
     for (const auto& name : cfg.interfaces) {
         if (name.empty() || name.size() >= 16) {
-            problems.push_back(fmt::format("dhcp: interface name '{}' is not valid (1-15 characters)", name));
+            problems.push_back(
+                fmt::format("dhcp: interface name '{}' is not valid (1-15 characters)", name));
         }
     }
     if (cfg.mode == mode::full) {
         if (cfg.pools.empty()) {
-            problems.push_back("dhcp: full mode needs an address pool (first and last address), "
-                               "or use proxy mode beside the site's DHCP server");
+            problems.push_back(
+                "dhcp: full mode needs an address pool (first and last address), "
+                "or use proxy mode beside the site's DHCP server");
         }
         if (cfg.lease_time_s < 60) {
             problems.push_back(fmt::format("dhcp: lease time {} s is too short: use 60 s or more",
@@ -98,13 +104,14 @@ std::vector<std::string> validate(const config& cfg) {
                 continue;
             }
             if (p.last - p.first >= (1u << 16)) {
-                problems.push_back(fmt::format("dhcp: pool {}: {} - {} holds more than 65536 addresses",
-                                               i + 1, format_ipv4(p.first), format_ipv4(p.last)));
+                problems.push_back(
+                    fmt::format("dhcp: pool {}: {} - {} holds more than 65536 addresses", i + 1,
+                                format_ipv4(p.first), format_ipv4(p.last)));
             }
             if (p.subnet_mask != 0 && ((p.first & p.subnet_mask) != (p.last & p.subnet_mask))) {
-                problems.push_back(fmt::format("dhcp: pool {}: {} and {} are not in one subnet of mask {}",
-                                               i + 1, format_ipv4(p.first), format_ipv4(p.last),
-                                               format_ipv4(p.subnet_mask)));
+                problems.push_back(fmt::format(
+                    "dhcp: pool {}: {} and {} are not in one subnet of mask {}", i + 1,
+                    format_ipv4(p.first), format_ipv4(p.last), format_ipv4(p.subnet_mask)));
             }
             for (std::size_t j = 0; j < i; j++) {
                 if (!(cfg.pools[j].last < p.first || p.last < cfg.pools[j].first)) {
@@ -115,16 +122,18 @@ std::vector<std::string> validate(const config& cfg) {
         for (std::size_t i = 0; i < cfg.reservations.size(); i++) {
             const reservation& r = cfg.reservations[i];
             if (r.address == 0) {
-                problems.push_back(fmt::format("dhcp: reservation for {} has no address", format_mac(r.mac)));
+                problems.push_back(
+                    fmt::format("dhcp: reservation for {} has no address", format_mac(r.mac)));
             }
             for (std::size_t j = 0; j < i; j++) {
                 if (cfg.reservations[j].mac == r.mac) {
-                    problems.push_back(fmt::format("dhcp: {} is reserved twice", format_mac(r.mac)));
+                    problems.push_back(
+                        fmt::format("dhcp: {} is reserved twice", format_mac(r.mac)));
                 }
                 if (cfg.reservations[j].address == r.address) {
-                    problems.push_back(fmt::format("dhcp: {} is reserved for both {} and {}",
-                                                   format_ipv4(r.address),
-                                                   format_mac(cfg.reservations[j].mac), format_mac(r.mac)));
+                    problems.push_back(fmt::format(
+                        "dhcp: {} is reserved for both {} and {}", format_ipv4(r.address),
+                        format_mac(cfg.reservations[j].mac), format_mac(r.mac)));
                 }
             }
         }

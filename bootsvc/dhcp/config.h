@@ -33,12 +33,12 @@ enum class mode : std::uint8_t {
 // A range of addresses handed out in full mode. It must lie inside the subnet of exactly one
 // of the listened interfaces; requests from that interface are served from it.
 struct pool {
-    ipv4 first = 0;             // inclusive
-    ipv4 last = 0;              // inclusive
-    ipv4 subnet_mask = 0;       // 0: the interface's own prefix
-    ipv4 router = 0;            // 0: no router option
+    ipv4 first = 0;        // inclusive
+    ipv4 last = 0;         // inclusive
+    ipv4 subnet_mask = 0;  // 0: the interface's own prefix
+    ipv4 router = 0;       // 0: no router option
     std::vector<ipv4> dns_servers;
-    std::string domain_name;    // empty: no option 15
+    std::string domain_name;  // empty: no option 15
 };
 
 // Always the same address for this MAC (full mode). The address may be inside or outside the
@@ -46,15 +46,15 @@ struct pool {
 struct reservation {
     mac_address mac{};
     ipv4 address = 0;
-    std::string hostname;       // empty: no option 12
+    std::string hostname;  // empty: no option 12
 };
 
 // Boot files by client architecture (option 93, RFC 4578), names relative to the TFTP root.
 struct boot_files {
-    std::string bios = "undionly.kpxe";     // arch 0: a BIOS PXE ROM chainloads iPXE
-    std::string uefi_x64 = "ipxe.efi";      // arch 7 and 9; "snponly.efi" keeps the NIC's driver
-    std::string uefi_ia32 = "ipxe.efi";     // arch 6 (rare; Debian ships no i386 EFI iPXE)
-    std::string uefi_arm64 = "ipxe.efi";    // arch 11
+    std::string bios = "undionly.kpxe";   // arch 0: a BIOS PXE ROM chainloads iPXE
+    std::string uefi_x64 = "ipxe.efi";    // arch 7 and 9; "snponly.efi" keeps the NIC's driver
+    std::string uefi_ia32 = "ipxe.efi";   // arch 6 (rare; Debian ships no i386 EFI iPXE)
+    std::string uefi_arm64 = "ipxe.efi";  // arch 11
 };
 
 struct config {
@@ -94,9 +94,9 @@ struct config {
     std::string http_boot_url = "http://{server}:8080/{file}";
 
     // Ports: the standard ones; tests and benchmarks may move them.
-    std::uint16_t server_port = 67;   // DHCP server (and proxyDHCP offers)
-    std::uint16_t client_port = 68;   // where replies to clients without an address go
-    std::uint16_t pxe_port = 4011;    // proxyDHCP boot server requests (proxy mode only)
+    std::uint16_t server_port = 67;  // DHCP server (and proxyDHCP offers)
+    std::uint16_t client_port = 68;  // where replies to clients without an address go
+    std::uint16_t pxe_port = 4011;   // proxyDHCP boot server requests (proxy mode only)
 };
 
 // Checks the config on its own (no system calls): a pool outside reason, reservations that

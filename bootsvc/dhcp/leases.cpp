@@ -82,8 +82,9 @@ result<lease_table> lease_table::open(const config& cfg, std::int64_t now_s) {
     std::size_t total = 0;
     for (const pool& p : cfg.pools) {
         if (p.first == 0 || p.last < p.first || p.last - p.first >= (1u << 16)) {
-            return error::format(errc::invalid_argument, 0, "dhcp pool {} - {} is not a valid range",
-                                 format_ipv4(p.first), format_ipv4(p.last));
+            return error::format(errc::invalid_argument, 0,
+                                 "dhcp pool {} - {} is not a valid range", format_ipv4(p.first),
+                                 format_ipv4(p.last));
         }
         t._ranges.push_back(range{p.first, p.last, total, 0});
         total += std::size_t{p.last - p.first} + 1;
@@ -155,7 +156,8 @@ void lease_table::take(slot& s, std::uint64_t owner) {
             }
         }
         // A MAC holds one slot: leaving its previous one frees it.
-        auto [it, inserted] = _by_mac.try_emplace(owner, static_cast<std::uint32_t>(&s - _slots.data()));
+        auto [it, inserted] =
+            _by_mac.try_emplace(owner, static_cast<std::uint32_t>(&s - _slots.data()));
         if (!inserted) {
             slot& old = _slots[it->second];
             if (old.st == state::offered || old.st == state::bound) {
@@ -168,8 +170,8 @@ void lease_table::take(slot& s, std::uint64_t owner) {
     }
 }
 
-std::optional<ipv4> lease_table::offer(const mac_address& mac, std::size_t pool_index, ipv4 requested,
-                                       std::int64_t now_s, std::uint32_t hold_s) {
+std::optional<ipv4> lease_table::offer(const mac_address& mac, std::size_t pool_index,
+                                       ipv4 requested, std::int64_t now_s, std::uint32_t hold_s) {
     if (pool_index >= _ranges.size()) {
         return std::nullopt;
     }
@@ -223,8 +225,8 @@ std::optional<ipv4> lease_table::offer(const mac_address& mac, std::size_t pool_
         return hold(*best);
     }
     if (oldest_offer) {
-        log::debug("dhcp: pool {} - {} full: taking back the offer of {} to {}", format_ipv4(r.first),
-                   format_ipv4(r.last), format_ipv4(oldest_offer->address),
+        log::debug("dhcp: pool {} - {} full: taking back the offer of {} to {}",
+                   format_ipv4(r.first), format_ipv4(r.last), format_ipv4(oldest_offer->address),
                    format_mac(key_mac(oldest_offer->owner)));
         return hold(*oldest_offer);
     }
@@ -242,7 +244,8 @@ bool lease_table::held_by_other(const mac_address& mac, ipv4 address, std::int64
     return s->owner != 0 && s->owner != mac_key(mac) && !available(*s, now_s);
 }
 
-bool lease_table::bind(const mac_address& mac, ipv4 address, std::int64_t now_s, std::uint32_t lease_s) {
+bool lease_table::bind(const mac_address& mac, ipv4 address, std::int64_t now_s,
+                       std::uint32_t lease_s) {
     slot* s = find_slot(address);
     if (!s || s->st == state::reserved || held_by_other(mac, address, now_s)) {
         return false;
@@ -309,10 +312,15 @@ void lease_table::journal(const char* verb, const slot& s) {
     if (_fd < 0) {
         return;
     }
-    auto line = fmt::format("{} {} {} {}\n", verb, format_mac(key_mac(s.owner)), format_ipv4(s.address),
-                            s.until_s);
-    if (auto st = write_all(_fd, line, _path); !st) {
-        // The lease stands in memory; only a restart would forget it. Say so once per failure.
+    // One line per bind on the hot path: formatted in place, no allocation.
+    char line[line_size_max];
+    mac_address mac = key_mac(s.owner);
+    auto out = fmt::format_to_n(
+        line, sizeof line - 1, "{} {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} {}.{}.{}.{} {}\n",
+        verb, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], s.address >> 24,
+        (s.address >> 16) & 0xff, (s.address >> 8) & 0xff, s.address & 0xff, s.until_s);
+    if (auto st = write_all(_fd, {line, out.size}, _path); !st) {
+        // The lease stands in memory; only a restart would forget it.
         log::err("dhcp: {} (the lease of {} holds until restart)", st.err().describe(),
                  format_ipv4(s.address));
         return;
@@ -348,16 +356,19 @@ status lease_table::load(std::int64_t now_s) {
         if (line_number == 1) {
             if (line != journal_magic) {
                 std::fclose(f);
-                return error::format(errc::version, 0,
-                                     "{} is not a shoal lease file (first line is not '{}'): move it away",
-                                     _path, journal_magic);
+                return error::format(
+                    errc::version, 0,
+                    "{} is not a shoal lease file (first line is not '{}'): move it away", _path,
+                    journal_magic);
             }
             continue;
         }
         char verb[8], mac_text[32], ip_text[32];
         long long until = 0;
-        int fields = std::sscanf(std::string(line).c_str(), "%7s %31s %31s %lld", verb, mac_text, ip_text, &until);
-        auto mac = fields >= 3 ? parse_mac(mac_text) : result<mac_address>(error(errc::malformed, ""));
+        int fields = std::sscanf(std::string(line).c_str(), "%7s %31s %31s %lld", verb, mac_text,
+                                 ip_text, &until);
+        auto mac =
+            fields >= 3 ? parse_mac(mac_text) : result<mac_address>(error(errc::malformed, ""));
         auto ip = fields >= 3 ? parse_ipv4(ip_text) : result<ipv4>(error(errc::malformed, ""));
         bool is_bind = fields == 4 && std::strcmp(verb, "bind") == 0;
         bool is_free = fields >= 3 && std::strcmp(verb, "free") == 0;
@@ -369,13 +380,14 @@ status lease_table::load(std::int64_t now_s) {
         }
         slot* s = find_slot(*ip);
         if (!s) {
-            log::info("dhcp: {} line {}: {} is outside every pool now, forgotten", _path, line_number, ip_text);
+            log::info("dhcp: {} line {}: {} is outside every pool now, forgotten", _path,
+                      line_number, ip_text);
             continue;
         }
         if (s->st == state::reserved) {
             if (s->owner != mac_key(*mac)) {
-                log::info("dhcp: {} line {}: {} is reserved for {} now; {} loses it", _path, line_number,
-                          ip_text, format_mac(key_mac(s->owner)), mac_text);
+                log::info("dhcp: {} line {}: {} is reserved for {} now; {} loses it", _path,
+                          line_number, ip_text, format_mac(key_mac(s->owner)), mac_text);
             }
             continue;
         }
@@ -394,7 +406,8 @@ status lease_table::load(std::int64_t now_s) {
         return error::format(errc::io, errno, "reading the lease file {}", _path);
     }
     std::size_t live = bound_count(now_s);
-    log::info("dhcp: {}: {} leases live{}", _path, live, bad ? fmt::format(", {} bad lines skipped", bad) : "");
+    log::info("dhcp: {}: {} leases live{}", _path, live,
+              bad ? fmt::format(", {} bad lines skipped", bad) : "");
     return ok();
 }
 
@@ -413,7 +426,8 @@ status lease_table::compact(std::int64_t now_s) {
     }
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return error::format(errc::io, errno, "creating {} (is the lease file's directory writable?)", tmp);
+        return error::format(errc::io, errno,
+                             "creating {} (is the lease file's directory writable?)", tmp);
     }
     status st = write_all(fd, text, tmp);
     if (st && ::fsync(fd) != 0) {
@@ -427,7 +441,8 @@ status lease_table::compact(std::int64_t now_s) {
         ::unlink(tmp.c_str());
         return st;
     }
-    std::string dir = _path.find('/') == std::string::npos ? "." : _path.substr(0, _path.rfind('/') + 1);
+    std::string dir =
+        _path.find('/') == std::string::npos ? "." : _path.substr(0, _path.rfind('/') + 1);
     if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
         ::fsync(dfd);
         ::close(dfd);

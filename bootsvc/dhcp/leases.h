@@ -74,15 +74,15 @@ private:
     enum class state : std::uint8_t { unused, free, offered, bound, declined, reserved };
     struct slot {
         ipv4 address = 0;
-        std::uint64_t owner = 0;       // MAC in the low 48 bits; 0 when none
-        std::int64_t until_s = 0;      // offer hold, lease end or decline end
+        std::uint64_t owner = 0;   // MAC in the low 48 bits; 0 when none
+        std::int64_t until_s = 0;  // offer hold, lease end or decline end
         state st = state::unused;
     };
     struct range {
         ipv4 first;
         ipv4 last;
-        std::size_t base;              // index of `first` in _slots
-        std::size_t cursor;            // next never-used slot to try
+        std::size_t base;    // index of `first` in _slots
+        std::size_t cursor;  // next never-used slot to try
     };
 
     lease_table() = default;

@@ -10,7 +10,8 @@ std::uint16_t load16(const std::uint8_t* p) noexcept {
     return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
 }
 std::uint32_t load32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+           p[3];
 }
 void store16(std::uint8_t* p, std::uint16_t v) noexcept {
     p[0] = static_cast<std::uint8_t>(v >> 8);
@@ -55,17 +56,19 @@ status walk(std::span<const std::uint8_t> bytes, std::size_t begin, std::size_t 
             return ok();
         }
         if (pos + 1 >= end) {
-            return error::format(errc::truncated, 0, "option {} at byte {} of the {} has no length byte",
-                                 code, pos, area_name(begin));
+            return error::format(errc::truncated, 0,
+                                 "option {} at byte {} of the {} has no length byte", code, pos,
+                                 area_name(begin));
         }
         std::size_t size = bytes[pos + 1];
         if (pos + 2 + size > end) {
             return error::format(errc::truncated, 0,
-                                 "option {} at byte {} of the {} claims {} bytes, only {} are left", code,
-                                 pos, area_name(begin), size, end - pos - 2);
+                                 "option {} at byte {} of the {} claims {} bytes, only {} are left",
+                                 code, pos, area_name(begin), size, end - pos - 2);
         }
         SHOAL_DASSERT(count < refs.size());
-        refs[count++] = option_ref{code, static_cast<std::uint8_t>(size), static_cast<std::uint16_t>(pos + 2)};
+        refs[count++] =
+            option_ref{code, static_cast<std::uint8_t>(size), static_cast<std::uint16_t>(pos + 2)};
         pos += 2 + size;
     }
     // No END: tolerated, as many clients' padding runs to the end of the datagram.
@@ -122,11 +125,13 @@ status decode(std::span<const std::uint8_t> bytes, message& out) noexcept {
     out.file = {};
     out.type = message_type::none;
     if (bytes.size() < options_offset) {
-        return error::format(errc::truncated, 0, "{} bytes is shorter than a DHCP header and cookie ({})",
-                             bytes.size(), options_offset);
+        return error::format(errc::truncated, 0,
+                             "{} bytes is shorter than a DHCP header and cookie ({})", bytes.size(),
+                             options_offset);
     }
     if (bytes.size() > packet_size_max) {
-        return error::format(errc::malformed, 0, "{} bytes is larger than a DHCP message may be here ({})",
+        return error::format(errc::malformed, 0,
+                             "{} bytes is larger than a DHCP message may be here ({})",
                              bytes.size(), packet_size_max);
     }
     const std::uint8_t* b = bytes.data();
@@ -146,10 +151,12 @@ status decode(std::span<const std::uint8_t> bytes, message& out) noexcept {
         return error::format(errc::malformed, 0, "hardware address length {} is over 16", out.hlen);
     }
     if (out.op != op_request && out.op != op_reply) {
-        return error::format(errc::malformed, 0, "op {} is neither BOOTREQUEST nor BOOTREPLY", out.op);
+        return error::format(errc::malformed, 0, "op {} is neither BOOTREQUEST nor BOOTREPLY",
+                             out.op);
     }
     if (load32(b + header_size) != magic_cookie) {
-        return error::format(errc::malformed, 0, "no DHCP magic cookie (0x{:08x}): plain BOOTP is not served",
+        return error::format(errc::malformed, 0,
+                             "no DHCP magic cookie (0x{:08x}): plain BOOTP is not served",
                              load32(b + header_size));
     }
 
@@ -160,7 +167,8 @@ status decode(std::span<const std::uint8_t> bytes, message& out) noexcept {
     for (std::size_t i = 0; i < count; i++) {
         if (refs[i].code == opt::overload) {
             if (refs[i].size != 1 || b[refs[i].start] < 1 || b[refs[i].start] > 3) {
-                return error::format(errc::malformed, 0, "option 52 (overload) must be one byte 1-3");
+                return error::format(errc::malformed, 0,
+                                     "option 52 (overload) must be one byte 1-3");
             }
             overload = b[refs[i].start];
         }
@@ -178,7 +186,8 @@ status decode(std::span<const std::uint8_t> bytes, message& out) noexcept {
     }
     for (std::size_t i = main_count; i < count; i++) {
         if (refs[i].code == opt::overload) {
-            return error::format(errc::malformed, 0, "option 52 (overload) inside an overloaded field");
+            return error::format(errc::malformed, 0,
+                                 "option 52 (overload) inside an overloaded field");
         }
     }
 
@@ -197,8 +206,10 @@ status decode(std::span<const std::uint8_t> bytes, message& out) noexcept {
             next = static_cast<std::uint16_t>(next + total[code]);
         }
         // Bounded: the sum of all sizes is below the datagram's size.
-        SHOAL_DASSERT(std::size_t{out._offset[code]} + seen[code] + refs[i].size <= out._data.size());
-        std::memcpy(out._data.data() + out._offset[code] + seen[code], b + refs[i].start, refs[i].size);
+        SHOAL_DASSERT(std::size_t{out._offset[code]} + seen[code] + refs[i].size <=
+                      out._data.size());
+        std::memcpy(out._data.data() + out._offset[code] + seen[code], b + refs[i].start,
+                    refs[i].size);
         seen[code] = static_cast<std::uint16_t>(seen[code] + refs[i].size);
     }
 
@@ -208,24 +219,29 @@ status decode(std::span<const std::uint8_t> bytes, message& out) noexcept {
         const char* name;
     };
     static constexpr fixed fixed_sizes[] = {
-        {opt::message_type, 1, "message type"}, {opt::requested_address, 4, "requested address"},
-        {opt::server_id, 4, "server identifier"}, {opt::lease_time, 4, "lease time"},
+        {opt::message_type, 1, "message type"},
+        {opt::requested_address, 4, "requested address"},
+        {opt::server_id, 4, "server identifier"},
+        {opt::lease_time, 4, "lease time"},
         {opt::max_message_size, 2, "maximum message size"},
     };
     for (const auto& f : fixed_sizes) {
         if (out.has(f.code) && out._size[f.code] != f.size) {
-            return error::format(errc::malformed, 0, "option {} ({}) is {} bytes, not {}", f.code, f.name,
-                                 out._size[f.code], f.size);
+            return error::format(errc::malformed, 0, "option {} ({}) is {} bytes, not {}", f.code,
+                                 f.name, out._size[f.code], f.size);
         }
     }
-    if (out.has(opt::client_arch) && (out._size[opt::client_arch] < 2 || out._size[opt::client_arch] % 2)) {
-        return error::format(errc::malformed, 0, "option 93 (client architecture) is {} bytes, not 2n",
+    if (out.has(opt::client_arch) &&
+        (out._size[opt::client_arch] < 2 || out._size[opt::client_arch] % 2)) {
+        return error::format(errc::malformed, 0,
+                             "option 93 (client architecture) is {} bytes, not 2n",
                              out._size[opt::client_arch]);
     }
     if (out.has(opt::message_type)) {
         std::uint8_t t = out.option(opt::message_type)[0];
         if (t < 1 || t > 8) {
-            return error::format(errc::malformed, 0, "option 53 (message type) has unknown value {}", t);
+            return error::format(errc::malformed, 0,
+                                 "option 53 (message type) has unknown value {}", t);
         }
         out.type = static_cast<message_type>(t);
     }
@@ -368,7 +384,9 @@ bool builder::add_text(std::uint8_t code, std::string_view text) noexcept {
     return add(code, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
 }
 
-bool builder::add_u8(std::uint8_t code, std::uint8_t value) noexcept { return add(code, {&value, 1}); }
+bool builder::add_u8(std::uint8_t code, std::uint8_t value) noexcept {
+    return add(code, {&value, 1});
+}
 
 bool builder::add_u16(std::uint8_t code, std::uint16_t value) noexcept {
     std::uint8_t v[2];

@@ -55,7 +55,7 @@ constexpr std::uint8_t dns_servers = 6;
 constexpr std::uint8_t hostname = 12;
 constexpr std::uint8_t domain_name = 15;
 constexpr std::uint8_t broadcast_address = 28;
-constexpr std::uint8_t vendor_options = 43;       // PXE: encapsulated sub-options below
+constexpr std::uint8_t vendor_options = 43;  // PXE: encapsulated sub-options below
 constexpr std::uint8_t requested_address = 50;
 constexpr std::uint8_t lease_time = 51;
 constexpr std::uint8_t overload = 52;
@@ -66,15 +66,15 @@ constexpr std::uint8_t message = 56;
 constexpr std::uint8_t max_message_size = 57;
 constexpr std::uint8_t renewal_time = 58;
 constexpr std::uint8_t rebinding_time = 59;
-constexpr std::uint8_t vendor_class = 60;         // "PXEClient:Arch:00000:UNDI:002001"
+constexpr std::uint8_t vendor_class = 60;  // "PXEClient:Arch:00000:UNDI:002001"
 constexpr std::uint8_t client_id = 61;
 constexpr std::uint8_t tftp_server = 66;
 constexpr std::uint8_t bootfile = 67;
-constexpr std::uint8_t user_class = 77;           // iPXE sends "iPXE"
-constexpr std::uint8_t client_arch = 93;          // RFC 4578
+constexpr std::uint8_t user_class = 77;   // iPXE sends "iPXE"
+constexpr std::uint8_t client_arch = 93;  // RFC 4578
 constexpr std::uint8_t client_ndi = 94;
 constexpr std::uint8_t client_uuid = 97;
-constexpr std::uint8_t ipxe = 175;                // iPXE's encapsulated options
+constexpr std::uint8_t ipxe = 175;  // iPXE's encapsulated options
 constexpr std::uint8_t end = 255;
 }  // namespace opt
 
@@ -97,7 +97,7 @@ constexpr std::uint8_t no_pxedhcp = 176;
 namespace arch {
 constexpr std::uint16_t bios = 0;
 constexpr std::uint16_t efi_ia32 = 6;
-constexpr std::uint16_t efi_bc = 7;        // what most x64 firmware sends
+constexpr std::uint16_t efi_bc = 7;  // what most x64 firmware sends
 constexpr std::uint16_t efi_x64 = 9;
 constexpr std::uint16_t efi_arm64 = 11;
 constexpr std::uint16_t http_ia32 = 15;

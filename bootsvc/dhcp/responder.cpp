@@ -10,6 +10,9 @@ namespace {
 
 constexpr ipv4 broadcast_address = 0xffffffff;
 
+// Debug lines format MACs and addresses: build them only when someone reads them.
+bool debug_on() { return spdlog::should_log(spdlog::level::debug); }
+
 ipv4 mask_or(ipv4 mask, ipv4 fallback) { return mask ? mask : fallback; }
 
 bool requested(const message& m, std::uint8_t code) {
@@ -31,7 +34,8 @@ std::optional<std::uint16_t> arch_from_vendor_class(std::string_view vc) {
         }
         value = value * 10 + static_cast<unsigned>(c - '0');
     }
-    return value <= 0xffff ? std::optional<std::uint16_t>(static_cast<std::uint16_t>(value)) : std::nullopt;
+    return value <= 0xffff ? std::optional<std::uint16_t>(static_cast<std::uint16_t>(value))
+                           : std::nullopt;
 }
 
 }  // namespace
@@ -62,18 +66,28 @@ struct stats responder::snapshot() const noexcept {
 
 std::string_view responder::expand(std::string_view pattern, ipv4 server, const message& m,
                                    std::string_view file) {
-    std::size_t used = 0;
+    // Formatted in place into _url (cut at its size): nothing is allocated per client.
+    char* const begin = _url.data();
+    char* const end = begin + _url.size();
+    char* out = begin;
     auto put = [&](std::string_view s) {
-        std::size_t n = std::min(s.size(), _url.size() - used);
-        std::memcpy(_url.data() + used, s.data(), n);
-        used += n;
+        std::size_t n = std::min(s.size(), static_cast<std::size_t>(end - out));
+        std::memcpy(out, s.data(), n);
+        out += n;
     };
     while (!pattern.empty()) {
         if (pattern.starts_with("{server}")) {
-            put(format_ipv4(server));
+            out = fmt::format_to_n(out, static_cast<std::size_t>(end - out), "{}.{}.{}.{}",
+                                   server >> 24, (server >> 16) & 0xff, (server >> 8) & 0xff,
+                                   server & 0xff)
+                      .out;
             pattern.remove_prefix(8);
         } else if (pattern.starts_with("{mac}")) {
-            put(format_mac(m.mac()));
+            const auto& c = m.chaddr;
+            out = fmt::format_to_n(out, static_cast<std::size_t>(end - out),
+                                   "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", c[0], c[1], c[2],
+                                   c[3], c[4], c[5])
+                      .out;
             pattern.remove_prefix(5);
         } else if (pattern.starts_with("{file}")) {
             put(file);
@@ -83,7 +97,7 @@ std::string_view responder::expand(std::string_view pattern, ipv4 server, const 
             pattern.remove_prefix(1);
         }
     }
-    return {_url.data(), used};
+    return {begin, static_cast<std::size_t>(out - begin)};
 }
 
 boot_choice responder::choose_boot(const message& m, ipv4 server_address) {
@@ -115,7 +129,8 @@ boot_choice responder::choose_boot(const message& m, ipv4 server_address) {
         c.file = expand(_cfg.ipxe_script_url, server_address, m, {});
     } else if (is_http) {
         c.what = boot_choice::kind::http;
-        std::string_view f = c.arch ? uefi_file(*c.arch) : std::string_view(_cfg.boot_files.uefi_x64);
+        std::string_view f =
+            c.arch ? uefi_file(*c.arch) : std::string_view(_cfg.boot_files.uefi_x64);
         if (!f.empty()) {
             c.file = expand(_cfg.http_boot_url, server_address, m, f);
         }
@@ -178,12 +193,14 @@ void responder::add_boot(builder& b, const message& m, const boot_choice& boot, 
     bool in_field = b.set_file(boot.file);
     if (!in_field || requested(m, opt::bootfile)) {
         if (!b.add_text(opt::bootfile, boot.file)) {
-            log::warn("dhcp: boot file '{}' does not fit the reply to {}", boot.file, format_mac(m.mac()));
+            log::warn("dhcp: boot file '{}' does not fit the reply to {}", boot.file,
+                      format_mac(m.mac()));
         }
     }
     if (proxy_reply && boot.what == boot_choice::kind::pxe) {
         // PXE discovery control: "boot the file in this offer", no boot server discovery.
-        const std::uint8_t vendor[] = {pxe_opt::discovery_control, 1, pxe_opt::skip_discovery, opt::end};
+        const std::uint8_t vendor[] = {pxe_opt::discovery_control, 1, pxe_opt::skip_discovery,
+                                       opt::end};
         b.add(opt::vendor_options, vendor);
     }
     if (proxy_reply && m.has(opt::client_uuid)) {
@@ -239,14 +256,18 @@ responder::reply responder::handle(const message& m, const arrival& in, std::int
     }
     if (m.type == message_type::none) {
         _count.ignored.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dhcp: {} on {}: BOOTP request (no option 53) ignored", format_mac(m.mac()),
-                   in.interface_name);
+        if (debug_on())
+            log::debug("dhcp: {} on {}: BOOTP request (no option 53) ignored", format_mac(m.mac()),
+                       in.interface_name);
         return std::nullopt;
     }
     if (!m.has_mac()) {
         _count.ignored.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dhcp: request on {} with hardware type {} length {} ignored: only Ethernet is served",
-                   in.interface_name, m.htype, m.hlen);
+        if (debug_on())
+            log::debug(
+                "dhcp: request on {} with hardware type {} length {} ignored: only Ethernet is "
+                "served",
+                in.interface_name, m.htype, m.hlen);
         return std::nullopt;
     }
     if (_cfg.mode == mode::proxy || in.local_port == _cfg.pxe_port) {
@@ -255,18 +276,22 @@ responder::reply responder::handle(const message& m, const arrival& in, std::int
     return full(m, in, now_s, out);
 }
 
-responder::reply responder::proxy(const message& m, const arrival& in, std::span<std::uint8_t> out) {
+responder::reply responder::proxy(const message& m, const arrival& in,
+                                  std::span<std::uint8_t> out) {
     bool on_pxe_port = in.local_port == _cfg.pxe_port;
     // Boot server discovery may come broadcast to 67 too: a REQUEST naming a boot item (43.71).
     bool boot_item = !sub_option(m.option(opt::vendor_options), pxe_opt::boot_item).empty();
     bool asks = m.type == message_type::discover ||
                 ((m.type == message_type::request || m.type == message_type::inform) &&
                  (on_pxe_port || boot_item));
-    bool pxe_like = vendor_class_starts_with(m, "PXEClient") || vendor_class_starts_with(m, "HTTPClient");
+    bool pxe_like =
+        vendor_class_starts_with(m, "PXEClient") || vendor_class_starts_with(m, "HTTPClient");
     if (!asks || !pxe_like) {
         _count.ignored.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dhcp: {} {} on {}:{} is not a PXE request: left to the site's DHCP server",
-                   format_mac(m.mac()), message_type_name(m.type), in.interface_name, in.local_port);
+        if (debug_on())
+            log::debug("dhcp: {} {} on {}:{} is not a PXE request: left to the site's DHCP server",
+                       format_mac(m.mac()), message_type_name(m.type), in.interface_name,
+                       in.local_port);
         return std::nullopt;
     }
     if (m.type == message_type::discover) {
@@ -277,8 +302,9 @@ responder::reply responder::proxy(const message& m, const arrival& in, std::span
     boot_choice boot = choose_boot(m, in.server_address);
     if (boot.file.empty()) {
         _count.ignored.fetch_add(1, std::memory_order_relaxed);
-        log::info("dhcp: {} on {}: no boot file for architecture {}: not answered", format_mac(m.mac()),
-                  in.interface_name, boot.arch ? static_cast<int>(*boot.arch) : -1);
+        log::info("dhcp: {} on {}: no boot file for architecture {}: not answered",
+                  format_mac(m.mac()), in.interface_name,
+                  boot.arch ? static_cast<int>(*boot.arch) : -1);
         return std::nullopt;
     }
     ipv4 tftp = _cfg.tftp_server ? _cfg.tftp_server : in.server_address;
@@ -288,7 +314,8 @@ responder::reply responder::proxy(const message& m, const arrival& in, std::span
     // and then has nothing to boot.
     b.reply_header(m, 0, tftp);
     bool ack = m.type != message_type::discover;
-    b.add_u8(opt::message_type, static_cast<std::uint8_t>(ack ? message_type::ack : message_type::offer));
+    b.add_u8(opt::message_type,
+             static_cast<std::uint8_t>(ack ? message_type::ack : message_type::offer));
     b.add_ipv4(opt::server_id, in.server_address);
     add_boot(b, m, boot, true);
     if (boot_item) {
@@ -311,9 +338,10 @@ responder::reply responder::proxy(const message& m, const arrival& in, std::span
         to = {broadcast_address, _cfg.client_port};
         _count.proxy_offers.fetch_add(1, std::memory_order_relaxed);
     }
-    log::debug("dhcp: {} {} on {}:{} arch {} -> proxy {} '{}'", format_mac(m.mac()), message_type_name(m.type),
-               in.interface_name, in.local_port, boot.arch ? static_cast<int>(*boot.arch) : -1,
-               ack ? "ACK" : "OFFER", boot.file);
+    if (debug_on())
+        log::debug("dhcp: {} {} on {}:{} arch {} -> proxy {} '{}'", format_mac(m.mac()),
+                   message_type_name(m.type), in.interface_name, in.local_port,
+                   boot.arch ? static_cast<int>(*boot.arch) : -1, ack ? "ACK" : "OFFER", boot.file);
     return std::pair{size, to};
 }
 
@@ -326,7 +354,9 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
     ipv4 wanted = option_ipv4(m, opt::requested_address);
     auto ignore = [&](const char* why) -> reply {
         _count.ignored.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dhcp: {} {} on {}: {}", format_mac(mac), message_type_name(m.type), in.interface_name, why);
+        if (debug_on())
+            log::debug("dhcp: {} {} on {}: {}", format_mac(mac), message_type_name(m.type),
+                       in.interface_name, why);
         return std::nullopt;
     };
     auto in_subnet = [&](ipv4 a) {
@@ -344,7 +374,8 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
         boot_choice boot = choose_boot(m, in.server_address);
         ipv4 tftp = _cfg.tftp_server ? _cfg.tftp_server : in.server_address;
         builder b(out, reply_size_max(m));
-        b.reply_header(m, yiaddr, boot.what == boot_choice::kind::pxe && !boot.file.empty() ? tftp : 0);
+        b.reply_header(m, yiaddr,
+                       boot.what == boot_choice::kind::pxe && !boot.file.empty() ? tftp : 0);
         if (type == message_type::ack && m.type == message_type::inform) {
             b.set_ciaddr(m.ciaddr);
         }
@@ -352,14 +383,18 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
         b.add_ipv4(opt::server_id, in.server_address);
         add_network(b, m, in, pool_index.value_or(SIZE_MAX), res, with_lease);
         add_boot(b, m, boot, false);
-        if (requested(m, opt::tftp_server) && boot.what == boot_choice::kind::pxe && !boot.file.empty()) {
+        if (requested(m, opt::tftp_server) && boot.what == boot_choice::kind::pxe &&
+            !boot.file.empty()) {
             b.add_text(opt::tftp_server, format_ipv4(tftp));
         }
         std::size_t size = b.finish();
-        (type == message_type::offer ? _count.offers : _count.acks).fetch_add(1, std::memory_order_relaxed);
-        log::debug("dhcp: {} {} on {} -> {} {}{}{}", format_mac(mac), message_type_name(m.type),
-                   in.interface_name, message_type_name(type), format_ipv4(yiaddr ? yiaddr : m.ciaddr),
-                   boot.file.empty() ? "" : " boot ", boot.file);
+        (type == message_type::offer ? _count.offers : _count.acks)
+            .fetch_add(1, std::memory_order_relaxed);
+        if (debug_on())
+            log::debug("dhcp: {} {} on {} -> {} {}{}{}", format_mac(mac), message_type_name(m.type),
+                       in.interface_name, message_type_name(type),
+                       format_ipv4(yiaddr ? yiaddr : m.ciaddr), boot.file.empty() ? "" : " boot ",
+                       boot.file);
         return std::pair{size, reply_to(m, false)};
     };
     auto nak = [&](const char* why) -> reply {
@@ -370,14 +405,10 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
         b.add_text(opt::message, why);
         std::size_t size = b.finish();
         _count.naks.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dhcp: {} REQUEST for {} on {} -> NAK: {}", format_mac(mac),
-                   format_ipv4(wanted ? wanted : m.ciaddr), in.interface_name, why);
+        if (debug_on())
+            log::debug("dhcp: {} REQUEST for {} on {} -> NAK: {}", format_mac(mac),
+                       format_ipv4(wanted ? wanted : m.ciaddr), in.interface_name, why);
         return std::pair{size, reply_to(m, true)};
-    };
-    auto refresh_gauge = [&] {
-        if (_table) {
-            _count.leases_active.store(_table->bound_count(now_s), std::memory_order_relaxed);
-        }
     };
 
     switch (m.type) {
@@ -392,8 +423,9 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
             offer = *a;
         } else {
             _count.pool_exhausted.fetch_add(1, std::memory_order_relaxed);
-            log::warn("dhcp: {} on {}: no free address in the pool: every one is leased or declined",
-                      format_mac(mac), in.interface_name);
+            log::warn(
+                "dhcp: {} on {}: no free address in the pool: every one is leased or declined",
+                format_mac(mac), in.interface_name);
             return std::nullopt;
         }
         return answer(message_type::offer, offer, true);
@@ -428,7 +460,6 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
         if (!_table->bind(mac, address, now_s, _cfg.lease_time_s)) {
             return nak("address in use by another client");
         }
-        refresh_gauge();
         return answer(message_type::ack, address, true);
     }
     case message_type::release:
@@ -438,9 +469,8 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
         }
         if (_table) {
             _table->release(mac, m.ciaddr);
-            refresh_gauge();
         }
-        log::debug("dhcp: {} released {}", format_mac(mac), format_ipv4(m.ciaddr));
+        if (debug_on()) log::debug("dhcp: {} released {}", format_mac(mac), format_ipv4(m.ciaddr));
         return std::nullopt;
     case message_type::decline:
         _count.declines.fetch_add(1, std::memory_order_relaxed);
@@ -451,7 +481,6 @@ responder::reply responder::full(const message& m, const arrival& in, std::int64
                   format_mac(mac), format_ipv4(wanted), lease_table::decline_hold_s);
         if (_table) {
             _table->decline(mac, wanted, now_s);
-            refresh_gauge();
         }
         return std::nullopt;
     case message_type::inform:

@@ -20,16 +20,16 @@ namespace shoal::dhcp {
 struct arrival {
     int interface_index = 0;
     const char* interface_name = "";
-    ipv4 server_address = 0;     // ours on that interface (option 54, URLs)
-    ipv4 interface_mask = 0;     // the interface's subnet mask
+    ipv4 server_address = 0;  // ours on that interface (option 54, URLs)
+    ipv4 interface_mask = 0;  // the interface's subnet mask
     std::uint16_t local_port = 67;
-    ipv4 source_address = 0;     // the client's (or relay's) source address
+    ipv4 source_address = 0;  // the client's (or relay's) source address
     std::uint16_t source_port = 68;
 };
 
 // Where the reply goes.
 struct destination {
-    ipv4 address = 0;            // 0xffffffff: broadcast on the arrival interface
+    ipv4 address = 0;  // 0xffffffff: broadcast on the arrival interface
     std::uint16_t port = 68;
 };
 
@@ -37,7 +37,7 @@ struct destination {
 struct boot_choice {
     enum class kind : std::uint8_t { none, pxe, ipxe, http } what = kind::none;
     std::optional<std::uint16_t> arch;
-    std::string_view file;       // into the responder's buffer; empty: nothing to boot
+    std::string_view file;  // into the responder's buffer; empty: nothing to boot
 };
 
 class responder {
@@ -48,8 +48,9 @@ public:
     // Handles one decoded request; writes the reply into out (at least packet_size_max bytes)
     // and returns its size and destination, or nullopt when nothing is to be sent (not for
     // us, or refused: the reason is logged at debug level).
-    std::optional<std::pair<std::size_t, destination>> handle(const message& request, const arrival& in,
-                                                              std::int64_t now_s, std::span<std::uint8_t> out);
+    std::optional<std::pair<std::size_t, destination>> handle(const message& request,
+                                                              const arrival& in, std::int64_t now_s,
+                                                              std::span<std::uint8_t> out);
 
     // The boot file/URL for this client (exposed for tests).
     boot_choice choose_boot(const message& request, ipv4 server_address);
@@ -65,7 +66,8 @@ public:
 
 private:
     using reply = std::optional<std::pair<std::size_t, destination>>;
-    reply full(const message& m, const arrival& in, std::int64_t now_s, std::span<std::uint8_t> out);
+    reply full(const message& m, const arrival& in, std::int64_t now_s,
+               std::span<std::uint8_t> out);
     reply proxy(const message& m, const arrival& in, std::span<std::uint8_t> out);
     const reservation* reserved_for(const mac_address& mac) const noexcept;
     std::optional<std::size_t> pool_for(const message& m, const arrival& in) const noexcept;

@@ -27,6 +27,9 @@ namespace {
 constexpr int burst_max = 64;
 // How often the loop wakes with nothing to read, to compact the lease file.
 constexpr int idle_poll_ms = 1000;
+// Receive buffer per socket: a lab powering on at once sends hundreds of DISCOVERs in a burst
+// (a few KiB of kernel memory each); the default would drop most of them.
+constexpr int receive_buffer_bytes = 4 << 20;
 
 std::int64_t unix_now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -45,7 +48,8 @@ result<interface_info> lookup(const std::string& name) {
     info.index = static_cast<int>(::if_nametoindex(name.c_str()));
     if (info.index == 0) {
         return error::format(errc::not_found, errno,
-                             "interface {} does not exist (see `ip link`): name the lab interface", name);
+                             "interface {} does not exist (see `ip link`): name the lab interface",
+                             name);
     }
     ifaddrs* list = nullptr;
     if (::getifaddrs(&list) != 0) {
@@ -58,21 +62,25 @@ result<interface_info> lookup(const std::string& name) {
         info.up = info.up || (a->ifa_flags & IFF_UP);
         if (!info.address && a->ifa_addr && a->ifa_addr->sa_family == AF_INET) {
             info.address = ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr);
-            info.mask = a->ifa_netmask ? ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_netmask)->sin_addr.s_addr)
-                                       : 0xffffff00;
+            info.mask = a->ifa_netmask
+                            ? ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_netmask)->sin_addr.s_addr)
+                            : 0xffffff00;
         }
     }
     ::freeifaddrs(list);
     if (!info.address) {
-        return error::format(errc::not_found, 0,
-                             "interface {} has no IPv4 address: give it one (ip addr add 10.0.0.1/24 dev {})",
-                             name, name);
+        return error::format(
+            errc::not_found, 0,
+            "interface {} has no IPv4 address: give it one (ip addr add 10.0.0.1/24 dev {})", name,
+            name);
     }
     return info;
 }
 
-// A UDP socket on port, bound to the interface's device. reuse: SO_REUSEADDR, so that the
-// same port can be bound once per device (and a probe without it finds who holds the port).
+// A UDP socket on port, bound to the interface's device. Without SO_REUSEADDR (reuse false)
+// the bind fails if any other socket holds the port on this device or on all devices, so a
+// second DHCP server on the link is found rather than silently sharing its packets; one
+// socket per device never conflicts with our own on other devices.
 result<int> open_socket(const interface_info& itf, std::uint16_t port, bool reuse) {
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -83,15 +91,18 @@ result<int> open_socket(const interface_info& itf, std::uint16_t port, bool reus
         int e = errno;
         ::close(fd);
         if (e == EADDRINUSE) {
-            return error::format(errc::exists, e,
-                                 "UDP port {} on {} is taken by another program (another DHCP server? "
-                                 "see `ss -ulpn 'sport = :{}'`): stop it, or run shoal in proxy mode "
-                                 "beside it",
-                                 port, itf.name, port);
+            return error::format(
+                errc::exists, e,
+                "UDP port {} on {} is taken by another program (another DHCP server? "
+                "see `ss -ulpn 'sport = :{}'`): stop it, or run shoal in proxy mode "
+                "beside it",
+                port, itf.name, port);
         }
         if (e == EACCES || e == EPERM) {
-            return error::format(errc::io, e, "{} for port {} on {}: run as root or grant "
-                                 "CAP_NET_BIND_SERVICE and CAP_NET_RAW", what, port, itf.name);
+            return error::format(errc::io, e,
+                                 "{} for port {} on {}: run as root or grant "
+                                 "CAP_NET_BIND_SERVICE and CAP_NET_RAW",
+                                 what, port, itf.name);
         }
         return error::format(errc::io, e, "{} for port {} on {}", what, port, itf.name);
     };
@@ -99,6 +110,10 @@ result<int> open_socket(const interface_info& itf, std::uint16_t port, bool reus
         ::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0 ||
         ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) {
         return fail("setting socket options");
+    }
+    // Best effort: capped by net.core.rmem_max unless we may force it.
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes, sizeof receive_buffer_bytes) != 0) {
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
     }
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, itf.name.c_str(),
                      static_cast<socklen_t>(itf.name.size())) != 0) {
@@ -153,9 +168,10 @@ public:
                                         (p.last & mask) == (itf.address & mask));
                 }
                 if (!placed) {
-                    return error::format(errc::invalid_argument, 0,
-                                         "dhcp pool {} - {} is not on the subnet of any listened interface",
-                                         format_ipv4(p.first), format_ipv4(p.last));
+                    return error::format(
+                        errc::invalid_argument, 0,
+                        "dhcp pool {} - {} is not on the subnet of any listened interface",
+                        format_ipv4(p.first), format_ipv4(p.last));
                 }
             }
             auto table = lease_table::open(_cfg, unix_now_s());
@@ -166,13 +182,13 @@ public:
         }
         _responder = std::make_unique<responder>(_cfg, _table ? &*_table : nullptr);
         for (std::size_t i = 0; i < _interfaces.size(); i++) {
-            auto fd = open_socket(_interfaces[i], _cfg.server_port, true);
+            auto fd = open_socket(_interfaces[i], _cfg.server_port, false);
             if (!fd) {
                 return fd.err();
             }
             _listeners.push_back({*fd, i, _cfg.server_port});
             if (_cfg.mode == mode::proxy) {
-                auto pxe = open_socket(_interfaces[i], _cfg.pxe_port, true);
+                auto pxe = open_socket(_interfaces[i], _cfg.pxe_port, false);
                 if (!pxe) {
                     return pxe.err();
                 }
@@ -184,8 +200,9 @@ public:
             return error::format(errc::io, errno, "creating the DHCP server's stop eventfd");
         }
         for (const auto& itf : _interfaces) {
-            log::info("dhcp: {} mode on {} ({}/{}), ports {}{}", _cfg.mode == mode::full ? "full" : "proxy",
-                      itf.name, format_ipv4(itf.address), format_ipv4(itf.mask), _cfg.server_port,
+            log::info("dhcp: {} mode on {} ({}/{}), ports {}{}",
+                      _cfg.mode == mode::full ? "full" : "proxy", itf.name,
+                      format_ipv4(itf.address), format_ipv4(itf.mask), _cfg.server_port,
                       _cfg.mode == mode::proxy ? fmt::format(" and {}", _cfg.pxe_port) : "");
         }
         return ok();
@@ -215,15 +232,19 @@ public:
                     drain(_listeners[i]);
                 } else if (fds[i].revents & (POLLERR | POLLNVAL)) {
                     return error::format(errc::io, 0, "the DHCP socket on {} port {} failed",
-                                         _interfaces[_listeners[i].interface_slot].name, _listeners[i].port);
+                                         _interfaces[_listeners[i].interface_slot].name,
+                                         _listeners[i].port);
                 }
             }
-            if (n == 0 && _table) {
-                auto now = unix_now_s();
+            // Housekeeping once a second, busy or idle: the journal's bound and the gauge
+            // (which walks the pool, so not per packet).
+            if (auto now = unix_now_s(); _table && now != _last_maintenance_s) {
+                _last_maintenance_s = now;
                 if (auto st = _table->maintain(now); !st) {
                     log::err("dhcp: {}", st.err().describe());
                 }
-                _responder->count().leases_active.store(_table->bound_count(now), std::memory_order_relaxed);
+                _responder->count().leases_active.store(_table->bound_count(now),
+                                                        std::memory_order_relaxed);
             }
         }
     }
@@ -233,7 +254,9 @@ public:
         (void)!::write(_stop_fd, &one, sizeof one);
     }
 
-    struct stats stats() const noexcept override { return _responder->snapshot(); }
+    struct stats stats() const noexcept override {
+        return _responder->snapshot();
+    }
 
     std::vector<ipv4> interface_addresses() const override {
         std::vector<ipv4> out;
@@ -276,8 +299,8 @@ private:
             }
             if (auto st = decode({_rx.data(), static_cast<std::size_t>(n)}, _msg); !st) {
                 count.malformed.fetch_add(1, std::memory_order_relaxed);
-                complain("bad DHCP packet from {}:{} on {}: {}: dropped", format_ipv4(source), source_port,
-                         itf.name, st.err().context());
+                complain("bad DHCP packet from {}:{} on {}: {}: dropped", format_ipv4(source),
+                         source_port, itf.name, st.err().context());
                 continue;
             }
             arrival in;
@@ -319,8 +342,8 @@ private:
         std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
         if (::sendmsg(l.fd, &mh, 0) < 0) {
             _responder->count().send_errors.fetch_add(1, std::memory_order_relaxed);
-            complain("sending {} bytes to {}:{} on {}: {}", size, format_ipv4(to.address), to.port, itf.name,
-                     std::strerror(errno));
+            complain("sending {} bytes to {}:{} on {}: {}", size, format_ipv4(to.address), to.port,
+                     itf.name, std::strerror(errno));
         }
     }
 
@@ -349,6 +372,7 @@ private:
     std::array<std::uint8_t, packet_size_max + 1> _rx{};
     std::array<std::uint8_t, packet_size_max> _tx{};
     std::int64_t _last_warning_s = 0;
+    std::int64_t _last_maintenance_s = 0;
 };
 
 }  // namespace
@@ -373,7 +397,8 @@ std::vector<std::string> diagnose(const config& cfg) {
             continue;
         }
         if (!info->up) {
-            problems.push_back(fmt::format("dhcp: interface {} is down: ip link set {} up", name, name));
+            problems.push_back(
+                fmt::format("dhcp: interface {} is down: ip link set {} up", name, name));
         }
         found.push_back(*info);
         std::vector<std::uint16_t> ports{cfg.server_port};
@@ -398,9 +423,10 @@ std::vector<std::string> diagnose(const config& cfg) {
                 placed = placed || (p.first & mask) == (itf.address & mask);
             }
             if (!found.empty() && !placed) {
-                problems.push_back(fmt::format("dhcp: pool {} - {} is not on the subnet of any listened "
-                                               "interface: change the pool or the interfaces",
-                                               format_ipv4(p.first), format_ipv4(p.last)));
+                problems.push_back(
+                    fmt::format("dhcp: pool {} - {} is not on the subnet of any listened "
+                                "interface: change the pool or the interfaces",
+                                format_ipv4(p.first), format_ipv4(p.last)));
             }
         }
     }

@@ -37,22 +37,22 @@ namespace shoal::dhcp {
 
 // What the server has done since it started. Read with server::stats() from any thread.
 struct stats {
-    std::uint64_t received = 0;        // datagrams read from any socket
-    std::uint64_t malformed = 0;       // dropped: did not parse (truncated, bad options...)
-    std::uint64_t ignored = 0;         // parsed but not for us (other server chosen, not PXE...)
+    std::uint64_t received = 0;   // datagrams read from any socket
+    std::uint64_t malformed = 0;  // dropped: did not parse (truncated, bad options...)
+    std::uint64_t ignored = 0;    // parsed but not for us (other server chosen, not PXE...)
     std::uint64_t discovers = 0;
     std::uint64_t requests = 0;
     std::uint64_t releases = 0;
     std::uint64_t declines = 0;
     std::uint64_t informs = 0;
-    std::uint64_t offers = 0;          // full-mode OFFERs sent
-    std::uint64_t acks = 0;            // full-mode ACKs sent (INFORM answers included)
+    std::uint64_t offers = 0;  // full-mode OFFERs sent
+    std::uint64_t acks = 0;    // full-mode ACKs sent (INFORM answers included)
     std::uint64_t naks = 0;
     std::uint64_t proxy_offers = 0;    // proxyDHCP offers on port 67
     std::uint64_t proxy_acks = 0;      // boot server ACKs on port 4011
     std::uint64_t pool_exhausted = 0;  // a DISCOVER found no address to offer
     std::uint64_t send_errors = 0;
-    std::uint64_t leases_active = 0;   // gauge: bound leases now
+    std::uint64_t leases_active = 0;  // gauge: bound leases now
 };
 
 class server {

@@ -68,6 +68,7 @@ result<prepared_session> prepare_session(std::span<const std::byte> data, std::s
             entry.codec = compressed ? wire::chunk_codec::zstd : wire::chunk_codec::raw;
             entry.wire_size = static_cast<std::uint32_t>(p.chunk_wire[i].size());
             entry.sha256 = sha256_of(p.chunk_wire[i]);
+            entry.raw_sha256 = compressed ? sha256_of(raw) : entry.sha256;
         }
         if (cctx == nullptr) {
             failed = true;

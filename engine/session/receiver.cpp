@@ -819,6 +819,36 @@ void receiver::chunk_done(std::uint32_t chunk, bool written, std::uint64_t raw_b
     s.check_complete();
 }
 
+void receiver::chunk_present(std::uint32_t chunk, std::uint64_t raw_bytes) noexcept {
+    state& s = *_s;
+    SHOAL_ASSERT(s.manifest && chunk < s.chunk_states.size());
+    const chunk_state was = s.chunk_states[chunk];
+    if (was == chunk_state::handed || was == chunk_state::written) {
+        return;  // the writer has it, or had it already
+    }
+    if (was == chunk_state::assembling) {
+        s.release_slot(chunk);
+    }
+    const std::uint32_t object = chunk + 1;
+    const std::uint32_t first = s.layout->first_block(object);
+    const std::uint32_t count = s.layout->object_block_count(object);
+    for (std::uint32_t b = first; b < first + count; ++b) {
+        if (!s.done[b]) {
+            s.done[b] = 1;
+            s.have[b] = s.layout->block(b).k;
+            s.blocks_complete++;
+        }
+    }
+    while (s.watermark < s.done.size() && s.done[s.watermark]) {
+        ++s.watermark;
+    }
+    s.chunk_states[chunk] = chunk_state::written;
+    s.chunks_written++;
+    s.stats.chunks_present++;
+    s.stats.bytes_present += raw_bytes;
+    s.check_complete();
+}
+
 receiver_phase receiver::phase() const noexcept { return _s->phase; }
 const error& receiver::failure() const noexcept { return _s->failure; }
 std::uint32_t receiver::id() const noexcept { return _s->config.receiver_id; }

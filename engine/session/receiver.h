@@ -70,6 +70,8 @@ struct receiver_stats {
     std::uint64_t runs_suppressed = 0;     // losses left unsaid: someone had asked already
     std::uint64_t bytes_written = 0;
     std::uint64_t lost_packets = 0;        // by the sender's sequence numbers
+    std::uint32_t chunks_present = 0;      // found already on the target (chunk_present)
+    std::uint64_t bytes_present = 0;
 };
 
 class receiver {
@@ -91,6 +93,11 @@ public:
     // disk; raw_bytes counts what was written) or rejected (false: asked for again).
     void chunk_done(std::uint32_t chunk, bool written, std::uint64_t raw_bytes,
                     std::int64_t now_ns) noexcept;
+
+    // The chunk is already on the target: the caller read its bytes there and they match
+    // the manifest's raw SHA-256. It counts as written and is never asked for. A chunk
+    // already handed to the writer is left to finish. Needs the manifest.
+    void chunk_present(std::uint32_t chunk, std::uint64_t raw_bytes) noexcept;
 
     receiver_phase phase() const noexcept;
     // Why the receiver failed (phase() == failed).

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include <zstd.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/pool.h"
 #include "common/ring.h"
 #include "session/chunks.h"
@@ -46,6 +49,10 @@ struct write_slot {
 
 struct writer::state {
     int fd = -1;
+    std::string path;
+    bool resume = false;
+    std::vector<std::uint8_t> chunk_on_disk;  // written or found present, per chunk
+    std::size_t on_disk_count = 0;
     bool discard = false;
     bool direct = false;
     wire::session_manifest manifest;
@@ -57,7 +64,6 @@ struct writer::state {
     std::atomic<bool> failed{false};
     std::optional<error> failure;
     std::thread thread;
-    std::size_t written_count = 0;
     std::optional<buffer_pool> buffers;
     io_uring ring{};
     bool ring_ready = false;
@@ -92,14 +98,57 @@ struct writer::state {
         write_slot& w = slots[i];
         w.busy = false;
         --in_flight;
-        const write_done d{w.chunk, true, w.size};
-        if (++written_count == manifest.chunks.size() && !discard && fdatasync(fd) != 0 &&
-            errno != EINVAL) {
-            fail(error(errc::io, errno, "flushing the target"));
-            return false;
+        const write_done d{w.chunk, true, w.size, false};
+        if (!chunk_on_disk[w.chunk]) {
+            chunk_on_disk[w.chunk] = 1;
+            if (++on_disk_count == manifest.chunks.size() && !discard && fdatasync(fd) != 0 &&
+                errno != EINVAL) {
+                fail(error(errc::io, errno, "flushing the target"));
+                return false;
+            }
         }
         post(d);
         return true;
+    }
+
+    // Resume: each chunk whose extent of the target already holds its bytes is reported
+    // present. Reads through the page cache with its own descriptor; stops early on stop.
+    void scan_present() {
+        const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (rfd < 0) {
+            log::warn("resume: cannot read target {} ({}); receiving everything", path,
+                      std::strerror(errno));
+            return;
+        }
+        std::byte* buffer = slots[0].data;
+        std::uint32_t found = 0;
+        std::uint64_t found_bytes = 0;
+        for (std::uint32_t i = 0; i < manifest.chunks.size() && !stop.load(std::memory_order_acquire); ++i) {
+            const auto& entry = manifest.chunks[i];
+            std::size_t got = 0;
+            while (got < entry.raw_size) {
+                const ssize_t n = pread(rfd, buffer + got, entry.raw_size - got,
+                                        static_cast<off_t>(entry.target_offset + got));
+                if (n <= 0) {
+                    if (n < 0 && errno == EINTR) {
+                        continue;
+                    }
+                    break;
+                }
+                got += static_cast<std::size_t>(n);
+            }
+            if (got != entry.raw_size || sha256_of({buffer, got}) != entry.raw_sha256) {
+                continue;
+            }
+            chunk_on_disk[i] = 1;
+            ++on_disk_count;
+            ++found;
+            found_bytes += entry.raw_size;
+            post({i, true, entry.raw_size, true});
+        }
+        close(rfd);
+        log::info("resume: {} of {} chunks ({} bytes) already on {}", found, manifest.chunks.size(),
+                  found_bytes, path);
     }
 
     bool reap(bool wait) {
@@ -138,6 +187,9 @@ struct writer::state {
     }
 
     void run() {
+        if (resume && !discard) {
+            scan_present();
+        }
         ZSTD_DCtx* dctx = ZSTD_createDCtx();
         std::int64_t throttle_start_ns = time::monotonic_ns();
         std::uint64_t throttled_bytes = 0;
@@ -230,9 +282,12 @@ writer::~writer() {
 
 result<std::unique_ptr<writer>> writer::open(const std::string& path,
                                              const wire::session_manifest& manifest,
-                                             double throttle_Bps) {
+                                             double throttle_Bps, bool resume) {
     auto s = std::make_unique<state>();
     s->manifest = manifest;
+    s->path = path;
+    s->resume = resume;
+    s->chunk_on_disk.assign(manifest.chunks.size(), 0);
     s->throttle_Bps = throttle_Bps;
     s->discard = path == "/dev/null";
     // O_DIRECT when every write is whole aligned blocks; the page cache otherwise.

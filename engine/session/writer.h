@@ -7,6 +7,10 @@
 // The target is a regular file (made the manifest's size), a block device (which must be
 // large enough) or /dev/null (checked and decompressed, not stored). After the last chunk
 // the data is flushed (fdatasync) before it is reported written, so "complete" means on disk.
+//
+// With `resume`, a restarted receiver keeps what its last run left: before writing anything
+// the writer reads every chunk's extent of the target, and each whose bytes match the
+// manifest's raw SHA-256 comes back as `present` — the receiver need not receive it again.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,7 @@ struct write_done {
     std::uint32_t chunk = 0;
     bool written = false;       // false: failed its hash (ask again) — see writer::failure
     std::uint64_t raw_bytes = 0;
+    bool present = false;       // found on the target already (resume), nothing written
 };
 
 class writer {
@@ -31,7 +36,7 @@ public:
     // bytes, the image needs M"), io.
     static result<std::unique_ptr<writer>> open(const std::string& path,
                                                 const wire::session_manifest& manifest,
-                                                double throttle_Bps = 0);
+                                                double throttle_Bps = 0, bool resume = false);
     ~writer();
 
     // Queues a chunk whose bytes stay valid until its write_done comes back. Returns false

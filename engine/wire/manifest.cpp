@@ -6,7 +6,7 @@ namespace shoal::wire {
 namespace {
 
 constexpr std::uint32_t manifest_magic = 0x53484d46;  // "SHMF"
-constexpr std::uint16_t manifest_version = 1;
+constexpr std::uint16_t manifest_version = 2;
 
 void put_u16(std::byte* p, std::uint16_t v) {
     p[0] = std::byte(v >> 8);
@@ -54,6 +54,10 @@ status check_entries(const session_manifest& m) {
                                  "manifest chunk {}: raw chunk with wire size {} != raw size {}", i,
                                  c.wire_size, c.raw_size);
         }
+        if (c.codec == chunk_codec::raw && c.raw_sha256 != c.sha256) {
+            return error::format(errc::malformed, 0,
+                                 "manifest chunk {}: raw chunk whose raw and wire hashes differ", i);
+        }
         if (c.target_offset < end_of_previous) {
             return error::format(errc::malformed, 0,
                                  "manifest chunk {} at offset {} overlaps or precedes the one before",
@@ -90,6 +94,7 @@ result<std::vector<std::byte>> encode_manifest(const session_manifest& manifest)
         put_u64(p + 40, c.target_offset);
         p[48] = std::byte(static_cast<std::uint8_t>(c.codec));
         std::memset(p + 49, 0, 7);
+        std::memcpy(p + 56, c.raw_sha256.data(), 32);
         p += manifest_entry_size;
     }
     return out;
@@ -143,6 +148,7 @@ result<session_manifest> decode_manifest(std::span<const std::byte> bytes) {
         c.raw_size = get_u32(p + 36);
         c.target_offset = get_u64(p + 40);
         c.codec = static_cast<chunk_codec>(std::to_integer<std::uint8_t>(p[48]));
+        std::memcpy(c.raw_sha256.data(), p + 56, 32);
         p += manifest_entry_size;
     }
     SHOAL_RETURN_IF_ERROR(check_entries(m));

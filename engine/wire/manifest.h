@@ -3,10 +3,12 @@
 // SHA-256 matches the one in the authenticated announce packet.
 //
 // Encoding (network byte order):
-//   u32 magic 'SHMF', u16 version (1), u16 flags (0), u64 target_size, u32 chunk_count,
-//   u32 reserved, then chunk_count entries of 56 bytes:
+//   u32 magic 'SHMF', u16 version (2), u16 flags (0), u64 target_size, u32 chunk_count,
+//   u32 reserved, then chunk_count entries of 88 bytes:
 //   u8[32] sha256 of the chunk's wire bytes, u32 wire_size, u32 raw_size,
-//   u64 target_offset, u8 codec, u8[7] zero.
+//   u64 target_offset, u8 codec, u8[7] zero, u8[32] sha256 of the raw bytes.
+// The raw hash lets a restarted receiver keep the chunks already on its target
+// (version 2; version 1 had no raw hash).
 #pragma once
 
 #include <array>
@@ -22,7 +24,7 @@ namespace shoal::wire {
 enum class chunk_codec : std::uint8_t { raw = 0, zstd = 1 };
 
 inline constexpr std::size_t manifest_header_size = 24;
-inline constexpr std::size_t manifest_entry_size = 56;
+inline constexpr std::size_t manifest_entry_size = 88;
 inline constexpr std::uint32_t chunk_wire_size_max = 16u << 20;  // bounds receiver memory
 inline constexpr std::uint32_t chunk_raw_size_max = 16u << 20;
 inline constexpr std::uint32_t manifest_chunk_count_max = 4u << 20;  // 16 TiB of 4 MiB chunks
@@ -33,6 +35,7 @@ struct chunk_entry {
     std::uint32_t raw_size = 0;             // bytes written to the target
     std::uint64_t target_offset = 0;
     chunk_codec codec = chunk_codec::raw;
+    std::array<std::uint8_t, 32> raw_sha256{};  // of the bytes written to the target
 };
 
 struct session_manifest {

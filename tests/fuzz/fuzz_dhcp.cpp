@@ -39,14 +39,16 @@ struct state {
     }
 };
 
-void check_reply(state& s, const std::optional<std::pair<std::size_t, destination>>& r, bool proxy) {
+void check_reply(state& s, const std::optional<std::pair<std::size_t, destination>>& r,
+                 bool proxy) {
     if (!r) {
         return;
     }
     if (r->first > reply_size_max(s.m) || r->first < reply_size_min) {
         __builtin_trap();
     }
-    if (!decode({s.out.data(), r->first}, s.back) || s.back.op != op_reply || s.back.xid != s.m.xid) {
+    if (!decode({s.out.data(), r->first}, s.back) || s.back.op != op_reply ||
+        s.back.xid != s.m.xid) {
         __builtin_trap();
     }
     if (proxy && s.back.yiaddr != 0) {

@@ -92,9 +92,10 @@ ip netns exec "$prefix-s" tc qdisc del dev eth0 root
 
 # Faults. The sender killed mid-stream: every receiver stops, in bounded time, with a
 # clear error and a non-zero exit; none reports done.
-fault_recv() {  # fault_recv I SENDER_TIMEOUT -> starts receiver I in the background, pid in $!
-  timeout 60 ip netns exec "$prefix-r$1" "$shoal" recv "$work/disk$1" -i eth0 --key-file "$work/key" \
-    --timeout "$2" > /dev/null 2> "$work/recv$1.log" &
+fault_recv() {  # fault_recv I SENDER_TIMEOUT [ARGS] -> starts receiver I in the background, pid in $!
+  local i=$1 t=$2; shift 2
+  timeout 60 ip netns exec "$prefix-r$i" "$shoal" recv "$work/disk$i" -i eth0 --key-file "$work/key" \
+    --timeout "$t" "$@" > /dev/null 2> "$work/recv$i.log" &
 }
 kill_in() {  # every process of a namespace: a host losing power
   ip netns pids "$1" | xargs -r kill -9
@@ -122,8 +123,9 @@ else
   failures=$((failures + 1))
 fi
 
-# A receiver killed mid-stream and started again: it joins as a late joiner and ends
-# identical; the others are not held.
+# A receiver killed mid-stream and started again with --resume: it keeps the verified
+# chunks its first run wrote, joins as a late joiner for the rest and ends identical; the
+# others are not held.
 pids=()
 for i in 1 2 3 4; do rm -f "$work/disk$i"; fault_recv $i 5s; pids+=($!); done
 timeout 60 ip netns exec "$prefix-s" "$shoal" send "$work/image" -i eth0 --key-file "$work/key" \
@@ -132,7 +134,7 @@ sender=$!
 sleep 1.2
 kill_in "$prefix-r2"
 wait "${pids[1]}" 2>/dev/null || true
-fault_recv 2 5s
+fault_recv 2 5s --resume
 pids[1]=$!
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
@@ -141,8 +143,9 @@ ok=0
 for i in 1 2 3 4; do
   [ "$(sha256sum < "$work/disk$i" | cut -d' ' -f1)" = "$want" ] && ok=$((ok + 1))
 done
-if [ $ok -eq 4 ] && [ $rc -eq 0 ]; then
-  echo "ok   receiver killed and restarted: 4/4 identical"
+resumed=$(grep -o "resumed: [0-9]* chunks ([^)]*)" "$work/recv2.log" || true)
+if [ $ok -eq 4 ] && [ $rc -eq 0 ] && [ -n "$resumed" ]; then
+  echo "ok   receiver killed and restarted: 4/4 identical; $resumed kept from its first run"
 else
   echo "FAIL receiver killed and restarted: $ok/4 identical"; tail -3 "$work/recv2.log"
   failures=$((failures + 1))

@@ -26,6 +26,7 @@ struct recv_options {
     std::string join_timeout = "60s";
     std::string throttle_disk = "0";
     std::string manifest_sha256;
+    bool resume = false;
 };
 
 double cpu_seconds() {
@@ -134,7 +135,8 @@ int run_recv(const recv_options& o) {
 
         // The manifest is in: open the target for its size.
         if (!writer && (*rx)->manifest() != nullptr) {
-            auto w = session::writer::open(o.target, *(*rx)->manifest(), static_cast<double>(*throttle));
+            auto w = session::writer::open(o.target, *(*rx)->manifest(), static_cast<double>(*throttle),
+                                           o.resume);
             if (!w) {
                 std::fprintf(stderr, "shoal recv: %s\n", w.err().describe().c_str());
                 return 1;
@@ -152,7 +154,11 @@ int run_recv(const recv_options& o) {
             session::write_done done[64];
             const std::size_t k = writer->collect(done, 64);
             for (std::size_t i = 0; i < k; ++i) {
-                (*rx)->chunk_done(done[i].chunk, done[i].written, done[i].raw_bytes, now);
+                if (done[i].present) {
+                    (*rx)->chunk_present(done[i].chunk, done[i].raw_bytes);
+                } else {
+                    (*rx)->chunk_done(done[i].chunk, done[i].written, done[i].raw_bytes, now);
+                }
             }
             if (const error* e = writer->failure()) {
                 std::fprintf(stderr, "shoal recv: %s: %s\n", o.target.c_str(), e->describe().c_str());
@@ -195,6 +201,8 @@ int run_recv(const recv_options& o) {
                             {"lost_packets", st.lost_packets},
                             {"blocks_decoded", st.blocks_decoded},
                             {"chunks_rejected", st.chunks_rejected},
+                            {"chunks_present", st.chunks_present},
+                            {"bytes_present", st.bytes_present},
                             {"statuses_sent", st.statuses_sent},
                             {"cpu_seconds", cpu_seconds() - cpu_start},
                             {"error", complete ? "" : (*rx)->phase() == session::receiver_phase::failed
@@ -218,6 +226,10 @@ int run_recv(const recv_options& o) {
                  static_cast<unsigned long long>(st.lost_packets + st.data_packets),
                  static_cast<unsigned long long>(st.blocks_decoded),
                  static_cast<unsigned long long>(st.chunks_rejected));
+    if (st.chunks_present > 0) {
+        std::fprintf(stderr, "shoal recv: resumed: %u chunks (%s) were already on the target and verified\n",
+                     st.chunks_present, human_bytes(static_cast<double>(st.bytes_present)).c_str());
+    }
     return 0;
 }
 
@@ -237,6 +249,9 @@ void add_recv_command(CLI::App& app, command_set& commands) {
                     "accept only the session whose manifest has this hash (from the server)");
     sub->add_option("--throttle-disk", opts->throttle_disk,
                     "write no faster than this many bytes/s (tests of slow receivers)");
+    sub->add_flag("--resume", opts->resume,
+                  "keep the chunks already on the target whose bytes match the image (after an "
+                  "interrupted run); receive only the rest");
     commands.add(sub, [opts] { return run_recv(*opts); });
 }
 

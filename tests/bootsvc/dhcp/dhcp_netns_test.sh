@@ -126,9 +126,26 @@ for junk in [b"", b"\x01" * 10, bytes(good) + b"\x35\x01", bytes(good) + b"\x3c\
              os.urandom(300), bytes(good) + b"\x35\x01\x01" + b"\x00" * 3000, bytes(good[:100])]:
     s.sendto(junk, ("10.77.0.1", 67))
 PY
+# A flood of DISCOVERs from 2000 made-up MACs against a pool of 41: offers are taken back,
+# leases are not, and a real client still gets its lease at once.
+ip netns exec "$prefix-c1" python3 - <<'PY'
+import os, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+for i in range(2000):
+    mac = b"\x02\xff" + os.urandom(4)
+    p = struct.pack("!BBBBIHH", 1, 1, 6, 0, i, 0, 0x8000) + b"\0" * 16 + mac + b"\0" * 202
+    s.sendto(p + b"\x63\x82\x53\x63\x35\x01\x01\xff", ("255.255.255.255", 67))
+PY
 ip -n "$prefix-c1" addr flush dev eth0
+ip -n "$prefix-c4" link set eth0 address 52:54:00:00:00:0a
+udhcpc_run c4 "$work/c4f"
+ip -n "$prefix-c4" link set eth0 address 52:54:00:00:00:04
+check "after a DISCOVER flood, a new client still gets a lease ($(val "$work/c4f" ip))" in_pool "$(val "$work/c4f" ip)"
 sleep 0.3
 stop_server
+check "the flood never found the pool exhausted" python3 -c "import json,sys; s=json.load(open('$work/stats.json')); print(s) if s['pool_exhausted'] or s['discovers']<1900 else None; sys.exit(0 if s['pool_exhausted']==0 and s['discovers']>=1900 else 1)"
 check "the lease file names c1's address" grep -q "^bind 52:54:00:00:00:01 $ip1 " "$work/leases"
 malformed=$(python3 -c "import json;print(json.load(open('$work/stats.json'))['malformed'])")
 check "junk packets counted as malformed ($malformed)" test "$malformed" -ge 6
@@ -164,6 +181,12 @@ start_server --mode proxy -i eth0
 sleep 0.3
 for c in c1 c2 c3 c4; do ip -n "$prefix-$c" addr flush dev eth0; done
 
+# A second server on the same interface is refused, and says why.
+rc=0; timeout 10 ip netns exec "$prefix-s" "$serve" --mode proxy -i eth0 > /dev/null 2> "$work/second.log" || rc=$?
+check "a second server on port 67 fails to start" test "$rc" -eq 1
+check "--check style diagnosis names the taken port" grep -q "check: dhcp: UDP port 67 on eth0 is taken" "$work/second.log"
+rc=0; timeout 10 ip netns exec "$prefix-s" "$serve" --mode proxy -i nosuch0 > /dev/null 2> "$work/nosuch.log" || rc=$?
+check "a missing interface is named" grep -q "interface nosuch0 does not exist" "$work/nosuch.log"
 timeout 20 ip netns exec "$prefix-c1" python3 "$pxe_client" --mac 52:54:00:00:00:01 --arch 0 > "$work/pxe1.json" || true
 pxe() { python3 -c "import json,sys; r=json.load(open('$1')); print(eval(sys.argv[1]))" "$2" 2>/dev/null; }
 check "PXE client: an address offer from dnsmasq" test "$(pxe "$work/pxe1.json" "[o['server_id'] for o in r['offers'] if o['yiaddr']!='0.0.0.0']")" = "['10.77.0.3']"
@@ -179,8 +202,12 @@ timeout 20 ip netns exec "$prefix-c2" python3 "$pxe_client" --mac 52:54:00:00:00
 check "iPXE beside dnsmasq gets the script URL from shoal" test "$(pxe "$work/pxe3.json" "[o['file'] for o in r['offers'] if o['yiaddr']=='0.0.0.0']")" = "['http://10.77.0.1:8080/boot?mac=52:54:00:00:00:02']"
 
 # dhclient as a PXE client: its address comes from dnsmasq, shoal sends only a proxy offer.
+# dhclient is no PXE client: it takes the first offer, and one run in several the first is
+# shoal's ProxyDHCP offer (no address). A PXE ROM knows better; dhclient is told to require
+# what an address offer carries.
 cat > "$work/dhclient-pxe.conf" <<'CONF'
 timeout 15; retry 1;
+require subnet-mask;
 send vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";
 send user-class "shoal-test";
 CONF

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "--reserve wants MAC=IP[=HOSTNAME]\n");
             return 2;
         }
-        cfg.reservations.push_back({*mac, *addr, eq2 == std::string::npos ? "" : r.substr(eq2 + 1)});
+        cfg.reservations.push_back(
+            {*mac, *addr, eq2 == std::string::npos ? "" : r.substr(eq2 + 1)});
     }
     for (const auto& p : dhcp::diagnose(cfg)) {
         std::fprintf(stderr, "check: %s\n", p.c_str());
@@ -88,12 +89,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dhcp_serve: ready\n");
     auto st = (*srv)->run();
     auto s = (*srv)->stats();
-    std::printf("{\"received\": %lu, \"malformed\": %lu, \"ignored\": %lu, \"discovers\": %lu, "
-                "\"requests\": %lu, \"offers\": %lu, \"acks\": %lu, \"naks\": %lu, \"releases\": %lu, "
-                "\"proxy_offers\": %lu, \"proxy_acks\": %lu, \"pool_exhausted\": %lu, "
-                "\"send_errors\": %lu, \"leases_active\": %lu}\n",
-                s.received, s.malformed, s.ignored, s.discovers, s.requests, s.offers, s.acks, s.naks,
-                s.releases, s.proxy_offers, s.proxy_acks, s.pool_exhausted, s.send_errors, s.leases_active);
+    std::printf(
+        "{\"received\": %lu, \"malformed\": %lu, \"ignored\": %lu, \"discovers\": %lu, "
+        "\"requests\": %lu, \"offers\": %lu, \"acks\": %lu, \"naks\": %lu, \"releases\": %lu, "
+        "\"proxy_offers\": %lu, \"proxy_acks\": %lu, \"pool_exhausted\": %lu, "
+        "\"send_errors\": %lu, \"leases_active\": %lu}\n",
+        s.received, s.malformed, s.ignored, s.discovers, s.requests, s.offers, s.acks, s.naks,
+        s.releases, s.proxy_offers, s.proxy_acks, s.pool_exhausted, s.send_errors, s.leases_active);
     if (!st) {
         std::fprintf(stderr, "dhcp_serve: %s\n", st.err().describe().c_str());
         return 1;

@@ -22,8 +22,8 @@ namespace {
 using bytes = std::vector<std::uint8_t>;
 
 constexpr ipv4 ip(int a, int b, int c, int d) {
-    return (static_cast<ipv4>(a) << 24) | (static_cast<ipv4>(b) << 16) | (static_cast<ipv4>(c) << 8) |
-           static_cast<ipv4>(d);
+    return (static_cast<ipv4>(a) << 24) | (static_cast<ipv4>(b) << 16) |
+           (static_cast<ipv4>(c) << 8) | static_cast<ipv4>(d);
 }
 
 const mac_address mac_a = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
@@ -53,14 +53,19 @@ struct request_bytes {
         b.insert(b.end(), value.begin(), value.end());
         return *this;
     }
-    request_bytes& text(std::uint8_t code, std::string_view s) { return option(code, bytes(s.begin(), s.end())); }
-    request_bytes& type(message_type t) { return option(opt::message_type, {static_cast<std::uint8_t>(t)}); }
+    request_bytes& text(std::uint8_t code, std::string_view s) {
+        return option(code, bytes(s.begin(), s.end()));
+    }
+    request_bytes& type(message_type t) {
+        return option(opt::message_type, {static_cast<std::uint8_t>(t)});
+    }
     request_bytes& addr(std::uint8_t code, ipv4 a) {
         return option(code, {static_cast<std::uint8_t>(a >> 24), static_cast<std::uint8_t>(a >> 16),
                              static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)});
     }
     request_bytes& arch(std::uint16_t a) {
-        return option(opt::client_arch, {static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)});
+        return option(opt::client_arch,
+                      {static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)});
     }
     request_bytes& ciaddr(ipv4 a) {
         b[12] = static_cast<std::uint8_t>(a >> 24);
@@ -122,7 +127,10 @@ TEST(dhcp_packet, repeated_options_are_joined_and_overload_is_read) {
 }
 
 TEST(dhcp_packet, user_class_as_rfc3004_list) {
-    auto b = request_bytes(mac_a).type(message_type::discover).option(opt::user_class, {3, 'a', 'b', 'c', 4, 'i', 'P', 'X', 'E'}).done();
+    auto b = request_bytes(mac_a)
+                 .type(message_type::discover)
+                 .option(opt::user_class, {3, 'a', 'b', 'c', 4, 'i', 'P', 'X', 'E'})
+                 .done();
     message m;
     ASSERT_TRUE(decode_bytes(b, m));
     EXPECT_TRUE(user_class_is(m, "iPXE"));
@@ -168,33 +176,45 @@ std::vector<hostile_case> hostile_cases() {
         cases.push_back({"option without length", b, errc::truncated});
     }
     cases.push_back({"message type of 2 bytes",
-                     request_bytes(mac_a).option(opt::message_type, {1, 1}).done(), errc::malformed});
+                     request_bytes(mac_a).option(opt::message_type, {1, 1}).done(),
+                     errc::malformed});
     cases.push_back({"message type 0", request_bytes(mac_a).option(opt::message_type, {0}).done(),
                      errc::malformed});
-    cases.push_back({"message type 200", request_bytes(mac_a).option(opt::message_type, {200}).done(),
+    cases.push_back({"message type 200",
+                     request_bytes(mac_a).option(opt::message_type, {200}).done(),
                      errc::malformed});
     cases.push_back({"requested address of 3 bytes",
-                     request_bytes(mac_a).type(message_type::request).option(opt::requested_address, {1, 2, 3}).done(),
+                     request_bytes(mac_a)
+                         .type(message_type::request)
+                         .option(opt::requested_address, {1, 2, 3})
+                         .done(),
                      errc::malformed});
     cases.push_back({"arch of 3 bytes",
-                     request_bytes(mac_a).type(message_type::discover).option(opt::client_arch, {0, 0, 7}).done(),
+                     request_bytes(mac_a)
+                         .type(message_type::discover)
+                         .option(opt::client_arch, {0, 0, 7})
+                         .done(),
                      errc::malformed});
-    cases.push_back({"overload value 4",
-                     request_bytes(mac_a).type(message_type::discover).option(opt::overload, {4}).done(),
-                     errc::malformed});
+    cases.push_back(
+        {"overload value 4",
+         request_bytes(mac_a).type(message_type::discover).option(opt::overload, {4}).done(),
+         errc::malformed});
     {
-        auto b = request_bytes(mac_a).type(message_type::discover).option(opt::overload, {1}).done();
+        auto b =
+            request_bytes(mac_a).type(message_type::discover).option(opt::overload, {1}).done();
         const std::uint8_t bad[] = {opt::vendor_class, 250, 'x'};  // runs past the file field
         std::copy(std::begin(bad), std::end(bad), b.begin() + 108 + 120);
         cases.push_back({"overloaded file with an overflowing option", b, errc::truncated});
     }
     {
-        auto b = request_bytes(mac_a).type(message_type::discover).option(opt::overload, {1}).done();
+        auto b =
+            request_bytes(mac_a).type(message_type::discover).option(opt::overload, {1}).done();
         const std::uint8_t nested[] = {opt::overload, 1, 2, opt::end};
         std::copy(std::begin(nested), std::end(nested), b.begin() + 108);
         cases.push_back({"overload inside the file field", b, errc::malformed});
     }
-    cases.push_back({"oversized", [] {
+    cases.push_back({"oversized",
+                     [] {
                          auto b = request_bytes(mac_a).type(message_type::discover).done();
                          b.resize(packet_size_max + 1, 0);
                          return b;
@@ -250,15 +270,19 @@ TEST(dhcp_packet, builder_golden_bytes) {
     ASSERT_TRUE(b.add_text(opt::vendor_class, "PXEClient"));
     std::size_t n = b.finish();
     ASSERT_EQ(n, reply_size_min);
-    const bytes header = {2, 1, 6, 0, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0x80, 0, 0, 0, 0, 0,
-                          10, 77, 2, 10, 10, 77, 0, 1, 0, 0, 0, 0, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    const bytes header = {2, 1, 6, 0, 0xde, 0xad, 0xbe, 0xef, 0,    0,   0x80, 0,
+                          0, 0, 0, 0, 10,   77,   2,    10,   10,   77,  0,    1,
+                          0, 0, 0, 0, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
     EXPECT_EQ(bytes(out.begin(), out.begin() + 34), header);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(out.data()) + 108), "undionly.kpxe");
-    const bytes options = {0x63, 0x82, 0x53, 0x63, 53, 1, 2, 54, 4, 10, 77, 0, 1, 51, 4, 0, 0, 0x0e, 0x10,
-                           60, 9, 'P', 'X', 'E', 'C', 'l', 'i', 'e', 'n', 't', 255};
-    EXPECT_EQ(bytes(out.begin() + 236, out.begin() + 236 + static_cast<std::ptrdiff_t>(options.size())), options);
-    EXPECT_TRUE(std::all_of(out.begin() + 236 + static_cast<std::ptrdiff_t>(options.size()), out.begin() + 300,
-                            [](std::uint8_t x) { return x == 0; }));
+    const bytes options = {0x63, 0x82, 0x53, 0x63, 53,  1,   2,    54,   4,  10, 77,
+                           0,    1,    51,   4,    0,   0,   0x0e, 0x10, 60, 9,  'P',
+                           'X',  'E',  'C',  'l',  'i', 'e', 'n',  't',  255};
+    EXPECT_EQ(
+        bytes(out.begin() + 236, out.begin() + 236 + static_cast<std::ptrdiff_t>(options.size())),
+        options);
+    EXPECT_TRUE(std::all_of(out.begin() + 236 + static_cast<std::ptrdiff_t>(options.size()),
+                            out.begin() + 300, [](std::uint8_t x) { return x == 0; }));
     // It decodes as what it says.
     message back;
     ASSERT_TRUE(decode({out.data(), n}, back));
@@ -275,7 +299,7 @@ TEST(dhcp_packet, builder_splits_long_options_and_refuses_what_does_not_fit) {
     builder b(out, 576);
     b.reply_header(m, 0, 0);
     std::string long_url(300, 'u');
-    ASSERT_TRUE(b.add_text(opt::bootfile, long_url));  // 255 + 45, RFC 3396
+    ASSERT_TRUE(b.add_text(opt::bootfile, long_url));                // 255 + 45, RFC 3396
     EXPECT_FALSE(b.add_text(opt::hostname, std::string(255, 'h')));  // 240+302+257 > 576
     std::size_t n = b.finish();
     message back;
@@ -314,7 +338,8 @@ config full_config(std::string leases_path = {}) {
     config cfg;
     cfg.mode = mode::full;
     cfg.interfaces = {"eth0"};
-    cfg.pools.push_back({ip(10, 77, 2, 10), ip(10, 77, 2, 13), 0, ip(10, 77, 0, 254), {ip(10, 77, 0, 53)}, "lab"});
+    cfg.pools.push_back(
+        {ip(10, 77, 2, 10), ip(10, 77, 2, 13), 0, ip(10, 77, 0, 254), {ip(10, 77, 0, 53)}, "lab"});
     cfg.reservations.push_back({mac_b, ip(10, 77, 2, 12), "pc-b"});
     cfg.leases_path = std::move(leases_path);
     cfg.lease_time_s = 600;
@@ -323,8 +348,12 @@ config full_config(std::string leases_path = {}) {
 }
 
 mac_address nth_mac(std::uint32_t n) {
-    return {0x02, 0x00, static_cast<std::uint8_t>(n >> 24), static_cast<std::uint8_t>(n >> 16),
-            static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+    return {0x02,
+            0x00,
+            static_cast<std::uint8_t>(n >> 24),
+            static_cast<std::uint8_t>(n >> 16),
+            static_cast<std::uint8_t>(n >> 8),
+            static_cast<std::uint8_t>(n)};
 }
 
 struct temp_dir {
@@ -475,7 +504,7 @@ TEST(dhcp_responder, full_mode_discover_offer_request_ack) {
     EXPECT_EQ(x.reply.option_text(opt::domain_name), "lab");
     EXPECT_EQ(x.to.address, 0xffffffffu);  // no address yet: broadcast
     EXPECT_EQ(x.to.port, 68);
-    EXPECT_TRUE(x.reply.file.empty());      // not a PXE client: no boot file
+    EXPECT_TRUE(x.reply.file.empty());  // not a PXE client: no boot file
     ASSERT_TRUE(x.send(request_bytes(mac_a)
                            .type(message_type::request)
                            .addr(opt::requested_address, ip(10, 77, 2, 10))
@@ -485,7 +514,8 @@ TEST(dhcp_responder, full_mode_discover_offer_request_ack) {
     EXPECT_EQ(x.reply.yiaddr, ip(10, 77, 2, 10));
     EXPECT_EQ(x.table->bound_address(mac_a, 1000), std::optional<ipv4>(ip(10, 77, 2, 10)));
     // Renewal: unicast to the client's address.
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::request).ciaddr(ip(10, 77, 2, 10)).done()));
+    ASSERT_TRUE(
+        x.send(request_bytes(mac_a).type(message_type::request).ciaddr(ip(10, 77, 2, 10)).done()));
     EXPECT_EQ(x.reply.type, message_type::ack);
     EXPECT_EQ(x.to.address, ip(10, 77, 2, 10));
     // Another MAC asking for that address is refused.
@@ -496,10 +526,17 @@ TEST(dhcp_responder, full_mode_discover_offer_request_ack) {
     EXPECT_EQ(x.reply.type, message_type::nak);
     EXPECT_EQ(x.to.address, 0xffffffffu);
     // A wrong network is refused.
-    ASSERT_TRUE(x.send(request_bytes(nth_mac(4)).type(message_type::request).addr(opt::requested_address, ip(192, 168, 1, 5)).done()));
+    ASSERT_TRUE(x.send(request_bytes(nth_mac(4))
+                           .type(message_type::request)
+                           .addr(opt::requested_address, ip(192, 168, 1, 5))
+                           .done()));
     EXPECT_EQ(x.reply.type, message_type::nak);
     // Release frees it.
-    EXPECT_FALSE(x.send(request_bytes(mac_a).type(message_type::release).ciaddr(ip(10, 77, 2, 10)).addr(opt::server_id, ip(10, 77, 0, 1)).done()));
+    EXPECT_FALSE(x.send(request_bytes(mac_a)
+                            .type(message_type::release)
+                            .ciaddr(ip(10, 77, 2, 10))
+                            .addr(opt::server_id, ip(10, 77, 0, 1))
+                            .done()));
     EXPECT_FALSE(x.table->bound_address(mac_a, 1000));
     auto s = x.r->snapshot();
     EXPECT_EQ(s.offers, 1u);
@@ -513,9 +550,16 @@ TEST(dhcp_responder, reservation_and_hostname) {
     ASSERT_TRUE(x.send(request_bytes(mac_b).type(message_type::discover).done()));
     EXPECT_EQ(x.reply.yiaddr, ip(10, 77, 2, 12));
     EXPECT_EQ(x.reply.option_text(opt::hostname), "pc-b");
-    ASSERT_TRUE(x.send(request_bytes(mac_b).type(message_type::request).addr(opt::requested_address, ip(10, 77, 2, 11)).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_b)
+                           .type(message_type::request)
+                           .addr(opt::requested_address, ip(10, 77, 2, 11))
+                           .done()));
     EXPECT_EQ(x.reply.type, message_type::nak);
-    ASSERT_TRUE(x.send(request_bytes(mac_b).type(message_type::request).addr(opt::requested_address, ip(10, 77, 2, 12)).addr(opt::server_id, ip(10, 77, 0, 1)).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_b)
+                           .type(message_type::request)
+                           .addr(opt::requested_address, ip(10, 77, 2, 12))
+                           .addr(opt::server_id, ip(10, 77, 0, 1))
+                           .done()));
     EXPECT_EQ(x.reply.type, message_type::ack);
     EXPECT_EQ(x.reply.yiaddr, ip(10, 77, 2, 12));
 }
@@ -524,30 +568,56 @@ TEST(dhcp_responder, request_for_another_server_frees_our_offer) {
     exchange x(full_config());
     ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).done()));
     ipv4 offered = x.reply.yiaddr;
-    EXPECT_FALSE(x.send(request_bytes(mac_a).type(message_type::request).addr(opt::requested_address, offered).addr(opt::server_id, ip(10, 77, 0, 99)).done()));
+    EXPECT_FALSE(x.send(request_bytes(mac_a)
+                            .type(message_type::request)
+                            .addr(opt::requested_address, offered)
+                            .addr(opt::server_id, ip(10, 77, 0, 99))
+                            .done()));
     EXPECT_TRUE(x.table->bind(nth_mac(5), offered, 1000, 600));
 }
 
 TEST(dhcp_responder, boot_file_by_architecture_in_full_mode) {
     exchange x(full_config());
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001").arch(0).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001")
+                           .arch(0)
+                           .done()));
     EXPECT_EQ(x.reply.file, "undionly.kpxe");
     EXPECT_EQ(x.reply.siaddr, ip(10, 77, 0, 1));
     EXPECT_FALSE(x.reply.has(opt::vendor_class));  // full mode: a plain DHCP offer with a file
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient:Arch:00007:UNDI:003016").arch(7).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient:Arch:00007:UNDI:003016")
+                           .arch(7)
+                           .done()));
     EXPECT_EQ(x.reply.file, "ipxe.efi");
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient:Arch:00009:UNDI:003016").done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient:Arch:00009:UNDI:003016")
+                           .done()));
     EXPECT_EQ(x.reply.file, "ipxe.efi");  // arch from the vendor class when 93 is missing
     // iPXE: the script URL with the MAC, and "no ProxyDHCP" so it does not wait 3 s.
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001").arch(0).text(opt::user_class, "iPXE").option(opt::parameter_list, {1, 3, 67}).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001")
+                           .arch(0)
+                           .text(opt::user_class, "iPXE")
+                           .option(opt::parameter_list, {1, 3, 67})
+                           .done()));
     EXPECT_EQ(x.reply.file, "http://10.77.0.1:8080/boot?mac=52:54:00:12:34:56");
-    EXPECT_EQ(x.reply.option_text(opt::bootfile), "http://10.77.0.1:8080/boot?mac=52:54:00:12:34:56");
+    EXPECT_EQ(x.reply.option_text(opt::bootfile),
+              "http://10.77.0.1:8080/boot?mac=52:54:00:12:34:56");
     auto eb = x.reply.option(opt::ipxe);
     ASSERT_EQ(eb.size(), 3u);
     EXPECT_EQ(eb[0], ipxe_opt::no_pxedhcp);
     EXPECT_EQ(eb[2], 1);
     // UEFI HTTP boot: a URL and the HTTPClient vendor class.
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "HTTPClient:Arch:00016:UNDI:003001").arch(16).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "HTTPClient:Arch:00016:UNDI:003001")
+                           .arch(16)
+                           .done()));
     EXPECT_EQ(x.reply.file, "http://10.77.0.1:8080/ipxe.efi");
     EXPECT_EQ(x.reply.option_text(opt::vendor_class), "HTTPClient");
 }
@@ -556,7 +626,11 @@ TEST(dhcp_responder, snponly_is_configurable) {
     config cfg = full_config();
     cfg.boot_files.uefi_x64 = "snponly.efi";
     exchange x(cfg);
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient").arch(9).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient")
+                           .arch(9)
+                           .done()));
     EXPECT_EQ(x.reply.file, "snponly.efi");
 }
 
@@ -570,33 +644,56 @@ TEST(dhcp_responder, proxy_offer_to_pxe_clients_only) {
     exchange x(proxy_config());
     auto uuid = bytes(17, 0xab);
     uuid[0] = 0;
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001").arch(0).option(opt::client_uuid, uuid).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001")
+                           .arch(0)
+                           .option(opt::client_uuid, uuid)
+                           .done()));
     EXPECT_EQ(x.reply.type, message_type::offer);
     EXPECT_EQ(x.reply.yiaddr, 0u);  // proxyDHCP never hands out addresses
     EXPECT_EQ(x.reply.siaddr, ip(10, 77, 0, 1));
     EXPECT_EQ(x.reply.file, "undionly.kpxe");
     EXPECT_EQ(x.reply.option_text(opt::vendor_class), "PXEClient");
     EXPECT_EQ(option_ipv4(x.reply, opt::server_id), ip(10, 77, 0, 1));
-    EXPECT_EQ(bytes(x.reply.option(opt::vendor_options).begin(), x.reply.option(opt::vendor_options).end()),
+    EXPECT_EQ(bytes(x.reply.option(opt::vendor_options).begin(),
+                    x.reply.option(opt::vendor_options).end()),
               (bytes{6, 1, 8, 255}));
-    EXPECT_EQ(bytes(x.reply.option(opt::client_uuid).begin(), x.reply.option(opt::client_uuid).end()), uuid);
+    EXPECT_EQ(
+        bytes(x.reply.option(opt::client_uuid).begin(), x.reply.option(opt::client_uuid).end()),
+        uuid);
     EXPECT_FALSE(x.reply.has(opt::lease_time));
     EXPECT_EQ(x.to.address, 0xffffffffu);
     // A plain client (no vendor class) and a REQUEST on 67 are the site server's business.
     EXPECT_FALSE(x.send(request_bytes(mac_b).type(message_type::discover).done()));
-    EXPECT_FALSE(x.send(request_bytes(mac_a).type(message_type::request).text(opt::vendor_class, "PXEClient").addr(opt::requested_address, ip(10, 77, 3, 3)).done()));
+    EXPECT_FALSE(x.send(request_bytes(mac_a)
+                            .type(message_type::request)
+                            .text(opt::vendor_class, "PXEClient")
+                            .addr(opt::requested_address, ip(10, 77, 3, 3))
+                            .done()));
     // The boot server request on 4011, unicast back to where it came from.
     arrival pxe = on_eth0(4011);
     pxe.source_address = ip(10, 77, 3, 3);
     pxe.source_port = 68;
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::request).ciaddr(ip(10, 77, 3, 3)).text(opt::vendor_class, "PXEClient:Arch:00007:UNDI:003016").arch(7).done(), pxe));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::request)
+                           .ciaddr(ip(10, 77, 3, 3))
+                           .text(opt::vendor_class, "PXEClient:Arch:00007:UNDI:003016")
+                           .arch(7)
+                           .done(),
+                       pxe));
     EXPECT_EQ(x.reply.type, message_type::ack);
     EXPECT_EQ(x.reply.file, "ipxe.efi");
     EXPECT_EQ(x.to.address, ip(10, 77, 3, 3));
     EXPECT_EQ(x.to.port, 68);
     // iPXE beside a site server gets its script URL from us (no 175: proxy replies do not
     // tell iPXE to skip ProxyDHCP, since that is what they are).
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001").arch(0).text(opt::user_class, "iPXE").done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::vendor_class, "PXEClient:Arch:00000:UNDI:002001")
+                           .arch(0)
+                           .text(opt::user_class, "iPXE")
+                           .done()));
     EXPECT_EQ(x.reply.file, "http://10.77.0.1:8080/boot?mac=52:54:00:12:34:56");
     EXPECT_FALSE(x.reply.has(opt::ipxe));
     auto s = x.r->snapshot();
@@ -607,14 +704,19 @@ TEST(dhcp_responder, proxy_offer_to_pxe_clients_only) {
 
 TEST(dhcp_responder, unknown_architecture_is_not_answered_in_proxy_mode) {
     exchange x(proxy_config());
-    EXPECT_FALSE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::vendor_class, "PXEClient").arch(0x1234).done()));
+    EXPECT_FALSE(x.send(request_bytes(mac_a)
+                            .type(message_type::discover)
+                            .text(opt::vendor_class, "PXEClient")
+                            .arch(0x1234)
+                            .done()));
 }
 
 TEST(dhcp_responder, replies_never_exceed_the_clients_limit) {
     config cfg = full_config();
     cfg.ipxe_script_url = std::string(400, 'x') + "{mac}";
     exchange x(cfg);
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::user_class, "iPXE").done()));
+    ASSERT_TRUE(x.send(
+        request_bytes(mac_a).type(message_type::discover).text(opt::user_class, "iPXE").done()));
     // A 576-byte client: the 417-byte URL fits neither the file field nor beside the other
     // options; the reply leaves it out (and says so in the log) rather than overflowing.
     EXPECT_EQ(x.reply.type, message_type::offer);
@@ -622,7 +724,11 @@ TEST(dhcp_responder, replies_never_exceed_the_clients_limit) {
     EXPECT_FALSE(x.reply.has(opt::bootfile));
     EXPECT_EQ(x.reply.yiaddr, ip(10, 77, 2, 10));
     // A client that takes 1500 bytes gets it, split over two option 67 instances.
-    ASSERT_TRUE(x.send(request_bytes(mac_a).type(message_type::discover).text(opt::user_class, "iPXE").option(opt::max_message_size, {0x05, 0xdc}).done()));
+    ASSERT_TRUE(x.send(request_bytes(mac_a)
+                           .type(message_type::discover)
+                           .text(opt::user_class, "iPXE")
+                           .option(opt::max_message_size, {0x05, 0xdc})
+                           .done()));
     EXPECT_EQ(x.reply.option_text(opt::bootfile), std::string(400, 'x') + "52:54:00:12:34:56");
 }
 

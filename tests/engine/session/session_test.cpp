@@ -1,12 +1,22 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 
 #include "alloc_counter.h"
 #include "common/log.h"
+#include "session/writer.h"
 #include "sim.h"
 #include "wire/wire.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <thread>
 
 namespace shoal {
 namespace {
@@ -167,6 +177,29 @@ TEST_F(session_sim, slow_receiver_does_not_set_the_pace) {
         told |= rep.id == mixed.receiver(3).id() && rep.told_slow;
     }
     EXPECT_TRUE(told) << "the sender should say the slow receiver fell below the floor";
+}
+
+// One receiver on a link that drops 5% must not drag the healthy ones to its pace: the
+// repairs only it needs take a bounded share of the main pass, the rest wait for catch-up.
+TEST_F(session_sim, lossy_minority_receiver_does_not_slow_the_rest) {
+    fixture f(32u << 20, 1u << 20);
+    auto cfg = base_config(900'000'000);
+    sim::link_profile healthy;
+    sim::link_profile lossy;
+    lossy.loss = 0.05;
+    sim::network alone(7, f.prepared, cfg, std::vector<sim::link_profile>(3, healthy));
+    auto base = alone.run(60 * s, f.data);
+    ASSERT_TRUE(base.all_identical);
+    sim::network mixed(7, f.prepared, cfg, {healthy, healthy, healthy, lossy});
+    auto r = mixed.run(60 * s, f.data);
+    EXPECT_TRUE(r.all_identical);
+    for (int i = 0; i < 3; ++i) {
+        const double slowdown = static_cast<double>(r.complete_ns[i]) / static_cast<double>(base.complete_ns[i]);
+        std::printf("healthy receiver %d: %.3fx the time without the lossy one\n", i, slowdown);
+        EXPECT_LE(slowdown, 1.05) << "healthy receiver " << i << " was slowed";
+    }
+    std::printf("lossy receiver: %.3fx\n",
+                static_cast<double>(r.complete_ns[3]) / static_cast<double>(base.complete_ns[0]));
 }
 
 TEST_F(session_sim, slow_receiver_told_to_fall_back_stops_with_a_clear_error) {
@@ -346,6 +379,171 @@ TEST_F(session_sim, steady_state_packet_paths_do_not_allocate) {
     ASSERT_GT(allocations_before, 0u);
     EXPECT_EQ(test::allocation_count(), allocations_before);
     EXPECT_GT((*snd)->stats().repair_packets, 0u);
+}
+
+// The writer's resume scan: a target that already holds some chunks (one of them damaged)
+// reports exactly the intact ones as present, and the rest written makes the whole image.
+class writer_resume : public ::testing::Test {
+protected:
+    void SetUp() override {
+        log::init(log::level::warn);
+        char name[] = "/tmp/shoal-writer-XXXXXX";
+        const int fd = mkstemp(name);
+        ASSERT_GE(fd, 0);
+        close(fd);
+        path = name;
+    }
+    void TearDown() override { std::remove(path.c_str()); }
+
+    // Runs a writer over the target until every chunk came back; returns the present ones.
+    std::vector<std::uint32_t> run(const fixture& f, bool resume) {
+        auto w = session::writer::open(path, f.prepared.manifest, 0, resume);
+        EXPECT_TRUE(w) << w.err().describe();
+        if (!w) {
+            return {};
+        }
+        const std::size_t count = f.prepared.manifest.chunks.size();
+        std::vector<std::uint8_t> done(count, 0);
+        std::vector<std::uint32_t> present;
+        std::size_t done_count = 0;
+        std::size_t next_submit = 0;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (done_count < count && std::chrono::steady_clock::now() < deadline) {
+            session::write_done d[16];
+            const std::size_t n = (*w)->collect(d, 16);
+            for (std::size_t i = 0; i < n; ++i) {
+                EXPECT_TRUE(d[i].written);
+                if (d[i].present) {
+                    present.push_back(d[i].chunk);
+                }
+                if (!done[d[i].chunk]) {
+                    done[d[i].chunk] = 1;
+                    ++done_count;
+                }
+            }
+            // Like the receiver: chunks it still lacks go to the writer, after the scan
+            // had its say for the ones it found (a chunk found and sent anyway is harmless).
+            if (n == 0 && next_submit < count) {
+                if (!done[next_submit]) {
+                    if (!(*w)->submit(static_cast<std::uint32_t>(next_submit), f.prepared.chunk_wire[next_submit])) {
+                        continue;
+                    }
+                }
+                ++next_submit;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        EXPECT_EQ(done_count, count);
+        EXPECT_EQ((*w)->failure(), nullptr);
+        return present;
+    }
+
+    std::vector<std::byte> read_target() const {
+        std::ifstream in(path, std::ios::binary);
+        std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::vector<std::byte> out(bytes.size());
+        std::memcpy(out.data(), bytes.data(), bytes.size());
+        return out;
+    }
+
+    std::string path;
+};
+
+TEST_F(writer_resume, keeps_intact_chunks_and_rewrites_the_rest) {
+    fixture f(4u << 20, 256u << 10);
+    const std::size_t chunks = f.prepared.manifest.chunks.size();
+    ASSERT_EQ(chunks, 16u);
+    // An interrupted run left the first half; then a bit flipped in chunk 3.
+    {
+        std::vector<std::byte> half(f.data.begin(), f.data.begin() + (2u << 20));
+        half[3 * (256u << 10) + 100] ^= std::byte{1};
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(half.data()), static_cast<std::streamsize>(half.size()));
+    }
+    auto present = run(f, true);
+    std::sort(present.begin(), present.end());
+    EXPECT_EQ(present, (std::vector<std::uint32_t>{0, 1, 2, 4, 5, 6, 7}));
+    EXPECT_EQ(read_target(), f.data);
+}
+
+TEST_F(writer_resume, without_resume_nothing_counts_as_present) {
+    fixture f(2u << 20, 256u << 10);
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(f.data.data()), static_cast<std::streamsize>(f.data.size()));
+    }
+    EXPECT_TRUE(run(f, false).empty());
+    EXPECT_EQ(read_target(), f.data);
+}
+
+// A receiver told that chunks are already on its target never takes them again, asks
+// only for the rest, and completes with them counted.
+TEST_F(session_sim, chunks_present_on_the_target_are_never_received_again) {
+    fixture f(4u << 20, 256u << 10, 4);
+    auto cfg = base_config();
+    cfg.wait_max_ns = 0;
+    auto snd = session::sender::create(cfg, f.prepared.objects(), f.prepared.manifest_sha256);
+    ASSERT_TRUE(snd);
+    session::receiver_config rc;
+    rc.key = cfg.key;
+    auto rcv = session::receiver::create(rc);
+    ASSERT_TRUE(rcv);
+    std::vector<std::byte> storage(32 * 2048);
+    io::packet packets[32];
+    std::byte status_buffer[1472];
+    std::vector<std::byte> target(f.data.size(), std::byte{0});
+    std::mt19937 rng(9);
+    ZSTD_DCtx* dctx = ZSTD_createDCtx();
+    bool declared = false;
+    std::uint32_t even_count = 0;
+    std::uint64_t even_bytes = 0;
+    std::int64_t now = 0;
+    while ((*rcv)->phase() != session::receiver_phase::finished &&
+           (*rcv)->phase() != session::receiver_phase::failed && now < 30 * s) {
+        if (!declared && (*rcv)->manifest() != nullptr) {
+            declared = true;
+            const auto& chunks = (*rcv)->manifest()->chunks;
+            for (std::uint32_t i = 0; i < chunks.size(); i += 2) {
+                (*rcv)->chunk_present(i, chunks[i].raw_size);
+                even_count++;
+                even_bytes += chunks[i].raw_size;
+            }
+        }
+        for (std::size_t i = 0; i < 32; ++i) {
+            packets[i].data = storage.data() + i * 2048;
+        }
+        const std::size_t n = (*snd)->produce(packets, 32, now);
+        for (std::size_t i = 0; i < n; ++i) {
+            if (rng() % 50 != 0) {
+                (*rcv)->on_packet({packets[i].data, packets[i].size}, now);
+            }
+        }
+        io::packet st;
+        st.data = status_buffer;
+        if ((*rcv)->produce(&st, 1, now) == 1) {
+            (*snd)->on_packet({st.data, st.size}, 1, now);
+        }
+        session::completed_chunk c;
+        while ((*rcv)->take_chunk(c)) {
+            EXPECT_EQ(c.chunk % 2, 1u) << "chunk " << c.chunk << " was present, yet received again";
+            const auto& e = (*rcv)->manifest()->chunks[c.chunk];
+            auto v = session::verify_and_decode(e, c.wire, {target.data() + e.target_offset, e.raw_size}, dctx);
+            (*rcv)->chunk_done(c.chunk, v.has_value(), e.raw_size, now);
+        }
+        now += 100'000;
+    }
+    ZSTD_freeDCtx(dctx);
+    ASSERT_EQ((*rcv)->phase(), session::receiver_phase::finished);
+    EXPECT_EQ((*rcv)->stats().chunks_present, even_count);
+    EXPECT_EQ((*rcv)->stats().bytes_present, even_bytes);
+    EXPECT_EQ((*rcv)->stats().bytes_written + even_bytes, f.data.size());
+    // The odd chunks arrived intact; the even ones were never touched.
+    const std::size_t chunk_bytes = 256u << 10;
+    for (std::size_t at = 0; at < f.data.size(); at += chunk_bytes) {
+        const bool odd = (at / chunk_bytes) % 2 == 1;
+        const bool same = std::memcmp(target.data() + at, f.data.data() + at, chunk_bytes) == 0;
+        EXPECT_EQ(same, odd) << "chunk at " << at;
+    }
 }
 
 }  // namespace

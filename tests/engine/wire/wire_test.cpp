@@ -254,6 +254,10 @@ session_manifest sample_manifest() {
         c.raw_size = 1u << 20;
         c.wire_size = i == 1 ? 1000 : c.raw_size;
         c.codec = i == 1 ? chunk_codec::zstd : chunk_codec::raw;
+        c.raw_sha256 = c.sha256;
+        if (i == 1) {
+            c.raw_sha256.fill(0xAB);
+        }
         c.target_offset = std::uint64_t{i} * (2u << 20);
         m.chunks.push_back(c);
     }
@@ -270,6 +274,8 @@ TEST(wire_manifest, round_trip) {
     EXPECT_EQ(back->chunks[1].codec, chunk_codec::zstd);
     EXPECT_EQ(back->chunks[1].wire_size, 1000u);
     EXPECT_EQ(back->chunks[2].target_offset, 4u << 20);
+    EXPECT_EQ(back->chunks[1].raw_sha256, sample_manifest().chunks[1].raw_sha256);
+    EXPECT_EQ(back->chunks[2].raw_sha256, back->chunks[2].sha256);
     EXPECT_EQ(back->chunks[2].sha256[31], 2);
 }
 
@@ -285,6 +291,9 @@ TEST(wire_manifest, rejects_overlap_overflow_and_truncation) {
     auto raw_mismatch = sample_manifest();
     raw_mismatch.chunks[0].wire_size = 5;
     EXPECT_FALSE(encode_manifest(raw_mismatch));
+    auto raw_hashes_differ = sample_manifest();
+    raw_hashes_differ.chunks[2].raw_sha256[0] ^= 1;
+    EXPECT_FALSE(encode_manifest(raw_hashes_differ));
 
     auto bytes = *encode_manifest(sample_manifest());
     EXPECT_EQ(decode_manifest(std::span(bytes).first(bytes.size() - 1)).err().code(),
