@@ -162,7 +162,7 @@ for mode in ${MODES:-full proxy}; do
   # Both VMs at once.
   boot_vm "$mode-bios" bios "$bios_mac" tap1 > "$tmp/$mode-bios.time" &
   bios_job=$!
-  [ "${ONLY_BIOS:-0}" = 1 ] || boot_vm "$mode-uefi" uefi "$uefi_mac" tap2 > "$tmp/$mode-uefi.time" &
+  boot_vm "$mode-uefi" uefi "$uefi_mac" tap2 > "$tmp/$mode-uefi.time" &
   uefi_job=$!
   wait "$bios_job" "$uefi_job"
   took[$mode-bios]=$(cat "$tmp/$mode-bios.time")

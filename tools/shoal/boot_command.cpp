@@ -80,7 +80,8 @@ result<boot_config> load(const boot_options& o) {
     return c;
 }
 
-// Binds a port the way its server will, without SO_REUSEADDR, to see whether it is free.
+// Binds a port the way its server will, to see whether it is free (UDP without
+// SO_REUSEADDR, so that any other holder shows).
 std::string port_taken(int type, const std::string& address, std::uint16_t port) {
     int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
@@ -88,7 +89,14 @@ std::string port_taken(int type, const std::string& address, std::uint16_t port)
     a.sin_port = htons(port);
     ::inet_pton(AF_INET, address.c_str(), &a.sin_addr);
     std::string why;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (type == SOCK_STREAM) {
+        // As the server does: connections left in TIME_WAIT do not hold a TCP port, only a
+        // listener does (Linux refuses a second listener even with SO_REUSEADDR).
+        int on = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        (type == SOCK_STREAM && ::listen(fd, 1) != 0)) {
         why = std::strerror(errno);
     }
     ::close(fd);
