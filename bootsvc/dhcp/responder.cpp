@@ -309,7 +309,10 @@ responder::reply responder::proxy(const message& m, const arrival& in,
     }
     ipv4 tftp = _cfg.tftp_server ? _cfg.tftp_server : in.server_address;
     builder b(out, reply_size_max(m));
-    b.reply_header(m, 0, boot.what == boot_choice::kind::pxe ? tftp : 0);
+    // siaddr is set even when the boot file is a URL: iPXE drops a ProxyDHCPACK that has
+    // no next-server (its dhcp_has_pxeopts() wants siaddr and a boot file, or a boot menu),
+    // and then has nothing to boot.
+    b.reply_header(m, 0, tftp);
     bool ack = m.type != message_type::discover;
     b.add_u8(opt::message_type,
              static_cast<std::uint8_t>(ack ? message_type::ack : message_type::offer));
