@@ -66,7 +66,8 @@ check() {
   case $fs in
     ext4)
       e2fsck -fn "$l" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "$what: e2fsck"; }
-      mount -o ro "$l" "$m"; mounts+=("$m")
+      mount -o ro "$l" "$m" || { dumpe2fs -h "$l" 2>&1 | grep -iE 'features|state|needs'; fail "$what: mount"; }
+      mounts+=("$m")
       diff -r "$ref" "$m" -x lost+found ${extra:+-x "$extra"} >/dev/null || fail "$what: ext4 content differs"
       if [ -n "${extra:-}" ]; then cmp "$W/$extra" "$m/$extra" || fail "$what: $extra differs"; fi
       umount "$m" ;;
@@ -232,6 +233,7 @@ l=$(part_loop "$big" 1); mkfs.ext4 -q "$l"; mkdir -p "$W/bm"; mount "$l" "$W/bm"
 head -c $((96 << 20)) /dev/urandom > "$W/big-random.bin"
 cp -a "$ref/." "$W/big-random.bin" "$W/bm/"
 umount "$W/bm"; unloop "$l"
+l=$(part_loop "$big" 1 ro); dumpe2fs -h "$l" 2>&1 | grep -iE 'state|features' | sed 's/^/source: /'; unloop "$l"
 "$shoal" image capture --store "$S" --disk "$big" --name big --type multipart --progress none >/dev/null 2>&1 \
   || fail "capture big"
 killed=0
@@ -261,9 +263,10 @@ for delay in 0.05 0.1 0.2; do
   ( timeout -s KILL $delay "$shoal" image capture --store "$S" --disk "$W/gpt-128.img" --name big --type multipart \
       --progress none >/dev/null 2>&1 ) 2>/dev/null || rc=$?
   [ $rc = 137 ] || break  # it finished: the image is rightly replaced, stop here
-  kills=$((kills + 1))
-  [ "$(sha256sum < "$S/images/big.manifest")" = "$before" ] || fail "a killed capture replaced the image"
+  # Whole or not at all: the old image, or (killed just after publishing) the new one, whole.
   "$shoal" image verify big --store "$S" --progress none >/dev/null 2>&1 || fail "image after a killed capture"
+  [ "$(sha256sum < "$S/images/big.manifest")" = "$before" ] || break
+  kills=$((kills + 1))
 done
 [ $kills -gt 0 ] || fail "no capture was killed part-way"
 ok "$kills capture(s) killed part-way left the previous version of the image intact"
