@@ -165,6 +165,28 @@ for size in 96 48 160; do
   ok "MBR restored to ${size} MiB: fsck, files, ids, boot flag"
 done
 
+# --- 2b. MBR with logical partitions in an extended one ----------------------------------
+d3=$W/logical.img
+truncate -s 96M "$d3"
+sfdisk -q "$d3" <<'T'
+label: dos
+start=2048, size=20480, type=83
+start=22528, type=5
+start=24576, size=30720, type=83
+start=57344, type=83
+T
+for n in 1 5 6; do l=$(part_loop "$d3" $n); mkfs.ext4 -q "$l"; unloop "$l"; fill "$d3" $n ext4; done
+"$shoal" image capture --store "$S" --disk "$d3" --name logical --progress none >/dev/null 2>&1 || fail "capture logical"
+for size in 96 64 128; do
+  t=$W/logical-$size.img
+  truncate -s ${size}M "$t"
+  "$shoal" image restore --store "$S" --name logical --disk "$t" --progress none >/dev/null 2>&1 \
+    || fail "restore logical to ${size}M"
+  for n in 1 5 6; do check "$t" $n ext4 "logical ${size}M p$n"; done
+  [ "$(table_ids "$t" | sed 's/ *$//')" = "$(table_ids "$d3" | sed 's/ *$//')" ] || fail "logical ${size}M: table ids differ"
+  ok "MBR with logical partitions restored to ${size} MiB: extended and last logical resized, fsck, files"
+done
+
 # --- 3. loop devices as source and target -----------------------------------------------
 src_loop=$(losetup -f --show "$d2"); loops+=("$src_loop")
 "$shoal" image capture --store "$S" --disk "$src_loop" --name mbr-loop --type multipart --progress none \
