@@ -23,17 +23,21 @@ const std::vector<std::byte>& corpus() {
         out.reserve(corpus_size);
         for (const char* root : {"/usr/lib/x86_64-linux-gnu", "/usr/share/doc", "/usr/lib"}) {
             std::error_code ec;
-            for (auto it = std::filesystem::recursive_directory_iterator(root, std::filesystem::directory_options::skip_permission_denied, ec);
-                 it != std::filesystem::recursive_directory_iterator() && out.size() < corpus_size; it.increment(ec)) {
+            for (auto it = std::filesystem::recursive_directory_iterator(
+                     root, std::filesystem::directory_options::skip_permission_denied, ec);
+                 it != std::filesystem::recursive_directory_iterator() && out.size() < corpus_size;
+                 it.increment(ec)) {
                 if (ec || !it->is_regular_file(ec) || it->is_symlink(ec)) {
                     continue;
                 }
                 std::ifstream f(it->path(), std::ios::binary);
-                std::vector<char> buf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+                std::vector<char> buf((std::istreambuf_iterator<char>(f)),
+                                      std::istreambuf_iterator<char>());
                 const std::size_t n = std::min(buf.size(), corpus_size - out.size());
                 const auto* p = reinterpret_cast<const std::byte*>(buf.data());
                 out.insert(out.end(), p, p + n);
-                // Filesystems allocate whole 4 KiB blocks: the tail of a file's last block is zeros.
+                // Filesystems allocate whole 4 KiB blocks: the tail of a file's last block is
+                // zeros.
                 out.resize(std::min(corpus_size, (out.size() + 4095) / 4096 * 4096));
             }
         }
@@ -57,7 +61,8 @@ void compress_chunks(benchmark::State& state) {
             const std::size_t n = std::min(chunk, data.size() - off);
             auto h = shoal::image::sha256_of({data.data() + off, n});
             benchmark::DoNotOptimize(h);
-            const std::size_t c = ZSTD_compress2(cctx, frame.data(), frame.size(), data.data() + off, n);
+            const std::size_t c =
+                ZSTD_compress2(cctx, frame.data(), frame.size(), data.data() + off, n);
             auto s = shoal::image::sha256_of({frame.data(), c});
             benchmark::DoNotOptimize(s);
             stored += c;
@@ -87,7 +92,8 @@ void decompress_chunks(benchmark::State& state) {
         for (const auto& f : frames) {
             auto s = shoal::image::sha256_of(f);
             benchmark::DoNotOptimize(s);
-            const std::size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), f.data(), f.size());
+            const std::size_t n =
+                ZSTD_decompressDCtx(dctx, out.data(), out.size(), f.data(), f.size());
             auto h = shoal::image::sha256_of({out.data(), n});
             benchmark::DoNotOptimize(h);
             raw += n;
@@ -106,7 +112,10 @@ BENCHMARK(compress_chunks)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(decompress_chunks)
-    ->Arg(256 << 10)->Arg(1 << 20)->Arg(4 << 20)->Arg(16 << 20)
+    ->Arg(256 << 10)
+    ->Arg(1 << 20)
+    ->Arg(4 << 20)
+    ->Arg(16 << 20)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -66,7 +66,8 @@ check() {
   case $fs in
     ext4)
       e2fsck -fn "$l" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "$what: e2fsck"; }
-      mount -o ro "$l" "$m"; mounts+=("$m")
+      mount -o ro "$l" "$m" || { dumpe2fs -h "$l" 2>&1 | grep -iE 'features|state|needs'; fail "$what: mount"; }
+      mounts+=("$m")
       diff -r "$ref" "$m" -x lost+found ${extra:+-x "$extra"} >/dev/null || fail "$what: ext4 content differs"
       if [ -n "${extra:-}" ]; then cmp "$W/$extra" "$m/$extra" || fail "$what: $extra differs"; fi
       umount "$m" ;;
@@ -164,6 +165,28 @@ for size in 96 48 160; do
   ok "MBR restored to ${size} MiB: fsck, files, ids, boot flag"
 done
 
+# --- 2b. MBR with logical partitions in an extended one ----------------------------------
+d3=$W/logical.img
+truncate -s 96M "$d3"
+sfdisk -q "$d3" <<'T'
+label: dos
+start=2048, size=20480, type=83
+start=22528, type=5
+start=24576, size=30720, type=83
+start=57344, type=83
+T
+for n in 1 5 6; do l=$(part_loop "$d3" $n); mkfs.ext4 -q "$l"; unloop "$l"; fill "$d3" $n ext4; done
+"$shoal" image capture --store "$S" --disk "$d3" --name logical --progress none >/dev/null 2>&1 || fail "capture logical"
+for size in 96 64 128; do
+  t=$W/logical-$size.img
+  truncate -s ${size}M "$t"
+  "$shoal" image restore --store "$S" --name logical --disk "$t" --progress none >/dev/null 2>&1 \
+    || fail "restore logical to ${size}M"
+  for n in 1 5 6; do check "$t" $n ext4 "logical ${size}M p$n"; done
+  [ "$(table_ids "$t" | sed 's/ *$//')" = "$(table_ids "$d3" | sed 's/ *$//')" ] || fail "logical ${size}M: table ids differ"
+  ok "MBR with logical partitions restored to ${size} MiB: extended and last logical resized, fsck, files"
+done
+
 # --- 3. loop devices as source and target -----------------------------------------------
 src_loop=$(losetup -f --show "$d2"); loops+=("$src_loop")
 "$shoal" image capture --store "$S" --disk "$src_loop" --name mbr-loop --type multipart --progress none \
@@ -232,6 +255,7 @@ l=$(part_loop "$big" 1); mkfs.ext4 -q "$l"; mkdir -p "$W/bm"; mount "$l" "$W/bm"
 head -c $((96 << 20)) /dev/urandom > "$W/big-random.bin"
 cp -a "$ref/." "$W/big-random.bin" "$W/bm/"
 umount "$W/bm"; unloop "$l"
+l=$(part_loop "$big" 1 ro); dumpe2fs -h "$l" 2>&1 | grep -iE 'state|features' | sed 's/^/source: /'; unloop "$l"
 "$shoal" image capture --store "$S" --disk "$big" --name big --type multipart --progress none >/dev/null 2>&1 \
   || fail "capture big"
 killed=0
@@ -261,9 +285,10 @@ for delay in 0.05 0.1 0.2; do
   ( timeout -s KILL $delay "$shoal" image capture --store "$S" --disk "$W/gpt-128.img" --name big --type multipart \
       --progress none >/dev/null 2>&1 ) 2>/dev/null || rc=$?
   [ $rc = 137 ] || break  # it finished: the image is rightly replaced, stop here
-  kills=$((kills + 1))
-  [ "$(sha256sum < "$S/images/big.manifest")" = "$before" ] || fail "a killed capture replaced the image"
+  # Whole or not at all: the old image, or (killed just after publishing) the new one, whole.
   "$shoal" image verify big --store "$S" --progress none >/dev/null 2>&1 || fail "image after a killed capture"
+  [ "$(sha256sum < "$S/images/big.manifest")" = "$before" ] || break
+  kills=$((kills + 1))
 done
 [ $kills -gt 0 ] || fail "no capture was killed part-way"
 ok "$kills capture(s) killed part-way left the previous version of the image intact"
