@@ -468,7 +468,10 @@ void server::impl::on_request(std::span<const std::byte> packet, const sockaddr_
     }
     // The size after netascii conversion is unknown without reading the whole file, so
     // tsize is offered for octet transfers only (tftp-hpa does the same).
-    if (r.tsize && r.mode == transfer_mode::octet) {
+    // An empty file's size is left out too: curl refuses "tsize 0" in an OACK and aborts
+    // (curl 7.88 "invalid tsize value in OACK packet"); leaving an option out is always
+    // allowed (RFC 2347).
+    if (r.tsize && r.mode == transfer_mode::octet && t->file->size_bytes() > 0) {
         reply.tsize = t->file->size_bytes();
     }
     if (r.windowsize) {
