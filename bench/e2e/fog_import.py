@@ -4,7 +4,7 @@
 Makes an ext4 partition of typical content (a copy of /usr/share and /usr/lib up to
 --content-mb), captures it as FOS does (`partclone.ext4 -c -a0 | zstd -T0`, split into
 200 MiB pieces) with d1.partitions and d1.mbr, then times
-  chkimg:   zstd -dc PIECES | partclone.chkimg -s -           (FOG's tools reading the stream)
+  chkimg:   cat PIECES | zstd -dc | partclone.chkimg -s -
   restore:  zstd -dc PIECES | partclone.restore -O FILE       (FOG's deploy, to a file)
   shoal:    shoal image import-fog DIR      (read, verify, chunk, compress, store)
 and reports MB/s of used data for both and their ratio. Root (partclone insists).
@@ -86,9 +86,9 @@ def main():
         base, rest, ours = [], [], []
         target = os.path.join(work, "target.img")
         for i in range(rounds):
-            base.append(timed(f"zstd -dc {pieces} | partclone.chkimg -s - -L {work}/chk.log"))
+            base.append(timed(f"cat {pieces} | zstd -dc | partclone.chkimg -s - -L {work}/chk.log"))
             run(["truncate", "-s", f"{part_mb}M", target])
-            rest.append(timed(f"zstd -dc {pieces} | partclone.restore -s - -O {target} -L {work}/rs.log"))
+            rest.append(timed(f"cat {pieces} | zstd -dc | partclone.restore -s - -O {target} -L {work}/rs.log"))
             os.unlink(target)
             store = os.path.join(work, f"store{i}")
             ours.append(timed([shoal, "image", "import-fog", fog, "--name", "bench", "--store", store,

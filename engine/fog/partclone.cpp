@@ -149,9 +149,10 @@ status partclone_reader::read_exact(std::span<std::byte> out, std::string_view w
     return ok();
 }
 
-result<partclone_reader> partclone_reader::open(byte_stream& in, std::string name) {
+result<partclone_reader> partclone_reader::open(byte_stream& in, std::string name,
+                                                std::uint64_t total_blocks_max) {
     partclone_reader r(in, std::move(name));
-    SHOAL_RETURN_IF_ERROR(r.read_header());
+    SHOAL_RETURN_IF_ERROR(r.read_header(std::min(total_blocks_max, partclone_total_blocks_max)));
     if (r._header.image_version == 1) {
         SHOAL_RETURN_IF_ERROR(r.read_bitmap_bytes());
     } else {
@@ -160,7 +161,7 @@ result<partclone_reader> partclone_reader::open(byte_stream& in, std::string nam
     return r;
 }
 
-status partclone_reader::read_header() {
+status partclone_reader::read_header(std::uint64_t total_blocks_max) {
     std::byte h[partclone_v2_header_size];
     SHOAL_RETURN_IF_ERROR(read_exact(h, "header"));
     if (std::memcmp(h, image_magic, image_magic_size) != 0) {
@@ -258,7 +259,7 @@ status partclone_reader::read_header() {
         std::vector<std::byte> rest(partclone_v1_header_size - partclone_v2_header_size);
         SHOAL_RETURN_IF_ERROR(read_exact(rest, "format 0001 header"));
         // partclone itself trusts total blocks × block size over the stored device size.
-        if (ph.block_size_bytes != 0 && ph.total_blocks <= partclone_total_blocks_max) {
+        if (ph.block_size_bytes != 0 && ph.total_blocks <= total_blocks_max) {
             ph.device_size_bytes = ph.total_blocks * ph.block_size_bytes;
         }
         _offset = 36;
@@ -272,9 +273,9 @@ status partclone_reader::read_header() {
         return fail(errc::malformed, fmt::format("block size {} outside 1..{}", ph.block_size_bytes,
                                                  partclone_block_size_max));
     }
-    if (ph.total_blocks > partclone_total_blocks_max) {
+    if (ph.total_blocks > total_blocks_max) {
         return fail(errc::unsupported, fmt::format("{} blocks: more than the {} this build reads",
-                                                   ph.total_blocks, partclone_total_blocks_max));
+                                                   ph.total_blocks, total_blocks_max));
     }
     if (ph.total_blocks * ph.block_size_bytes > ph.device_size_bytes) {
         return fail(errc::malformed,

@@ -106,8 +106,11 @@ inline constexpr std::uint32_t partclone_crc32_seed = 0xFFFFFFFFu;
 class partclone_reader {
 public:
     // Reads and checks the header and the bitmap from `in` (borrowed: it must outlive the
-    // reader). `name` names the stream in errors, e.g. the image file.
-    static result<partclone_reader> open(byte_stream& in, std::string name);
+    // reader). `name` names the stream in errors, e.g. the image file. total_blocks_max
+    // bounds the bitmap's memory (a fuzzer passes less than a real disk needs).
+    static result<partclone_reader> open(
+        byte_stream& in, std::string name,
+        std::uint64_t total_blocks_max = partclone_total_blocks_max);
 
     const partclone_header& header() const { return _header; }
     const block_bitmap& bitmap() const { return _bitmap; }
@@ -126,7 +129,7 @@ public:
 
 private:
     partclone_reader(byte_stream& in, std::string name) : _in(&in), _name(std::move(name)) {}
-    status read_header();
+    status read_header(std::uint64_t total_blocks_max);
     status read_bitmap_bits();
     status read_bitmap_bytes();  // format 0001
     status read_exact(std::span<std::byte> out, std::string_view what);

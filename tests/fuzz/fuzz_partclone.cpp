@@ -59,14 +59,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         in = std::move(*d);
     }
-    auto r = partclone_reader::open(*in, "fuzz.img");
+    // A 16 KiB zstd input can inflate to a 500 MiB bitmap: keep the fuzzer's memory small.
+    auto r = partclone_reader::open(*in, "fuzz.img", 1u << 24);
     if (!r) {
         FUZZ_CHECK(!r.err().context().empty());
         return 0;
     }
     const partclone_header& h = r->header();
     FUZZ_CHECK(h.block_size_bytes >= 1 && h.block_size_bytes <= partclone_block_size_max);
-    FUZZ_CHECK(h.total_blocks <= partclone_total_blocks_max);
+    FUZZ_CHECK(h.total_blocks <= (1u << 24));
     FUZZ_CHECK(h.total_blocks * h.block_size_bytes <= h.device_size_bytes);
     FUZZ_CHECK(r->bitmap().used_count() <= h.total_blocks);
     // The runs cover exactly the used blocks.
