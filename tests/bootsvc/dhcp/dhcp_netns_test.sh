@@ -24,6 +24,12 @@ server_pid=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   lab_down "$prefix"
+  # The clients and the site server's namespace are ours too (lab_down knows br, s, rN).
+  local n
+  for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$prefix-(c[0-9]+|site)$"); do
+    ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$n" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,7 +79,10 @@ start_server() {
   echo "server did not start:"; cat "$work/server.log"; exit 1
 }
 stop_server() {
-  kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=
+  local rc=0
+  kill -TERM "$server_pid"; wait "$server_pid" || rc=$?; server_pid=
+  check "the server stops cleanly on SIGTERM (exit $rc)" test "$rc" -eq 0
+  check "no sanitizer report in the server's log" bash -c "! grep -qE 'runtime error|Sanitizer' '$work/server.log'"
 }
 
 # ---- full mode -------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 //   dhcp_serve --mode full -i eth0 --pool 10.77.2.10-10.77.2.50 --reserve MAC=IP[=NAME]
 //              --leases FILE [--router IP] [--dns IP] [--log debug]
 //   dhcp_serve --mode proxy -i eth0
-#include <csignal>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <thread>
 
@@ -11,15 +14,6 @@
 
 #include "common/log.h"
 #include "dhcp/server.h"
-
-namespace {
-shoal::dhcp::server* running = nullptr;
-void on_signal(int) {
-    if (running) {
-        running->stop();
-    }
-}
-}  // namespace
 
 int main(int argc, char** argv) {
     using namespace shoal;
@@ -78,16 +72,32 @@ int main(int argc, char** argv) {
     for (const auto& p : dhcp::diagnose(cfg)) {
         std::fprintf(stderr, "check: %s\n", p.c_str());
     }
+    // Signals are taken by sigwait on this thread, never by a handler: `timeout` sends its
+    // SIGTERM twice (to the child and to the group), and a handler could run after the
+    // server is gone.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     auto srv = dhcp::server::create(cfg);
     if (!srv) {
         std::fprintf(stderr, "dhcp_serve: %s\n", srv.err().describe().c_str());
         return 1;
     }
-    running = srv->get();
-    std::signal(SIGTERM, on_signal);
-    std::signal(SIGINT, on_signal);
     std::fprintf(stderr, "dhcp_serve: ready\n");
-    auto st = (*srv)->run();
+    status st = ok();
+    std::thread loop([&] {
+        st = (*srv)->run();
+        // A failed loop ends the program as a signal would.
+        if (!st) {
+            kill(getpid(), SIGTERM);
+        }
+    });
+    int sig = 0;
+    sigwait(&signals, &sig);
+    (*srv)->stop();
+    loop.join();
     auto s = (*srv)->stats();
     std::printf(
         "{\"received\": %lu, \"malformed\": %lu, \"ignored\": %lu, \"discovers\": %lu, "
