@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     std::ifstream in(expect_path, std::ios::binary);
-    std::vector<char> expected((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<char> expected((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(port);

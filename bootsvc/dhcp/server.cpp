@@ -112,7 +112,8 @@ result<int> open_socket(const interface_info& itf, std::uint16_t port, bool reus
         return fail("setting socket options");
     }
     // Best effort: capped by net.core.rmem_max unless we may force it.
-    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes, sizeof receive_buffer_bytes) != 0) {
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes,
+                     sizeof receive_buffer_bytes) != 0) {
         ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
     }
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, itf.name.c_str(),

@@ -116,8 +116,8 @@ response router::dispatch(const request& r) const {
         return best->fn(r);
     }
     if (!allow.empty()) {
-        auto out = response::error(405, fmt::format("{} is not allowed on {}",
-                                                    method_name(r.verb()), r.path()));
+        auto out = response::error(
+            405, fmt::format("{} is not allowed on {}", method_name(r.verb()), r.path()));
         out.headers.emplace_back("Allow", allow);
         return out;
     }
@@ -126,16 +126,22 @@ response router::dispatch(const request& r) const {
 
 std::string_view content_type_for(std::string_view name) noexcept {
     auto dot = name.rfind('.');
-    std::string_view ext = dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
+    std::string_view ext =
+        dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
     struct entry {
         std::string_view ext;
         std::string_view type;
     };
     static constexpr entry types[] = {
-        {"html", "text/html; charset=utf-8"}, {"css", "text/css; charset=utf-8"},
-        {"js", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-        {"txt", "text/plain; charset=utf-8"}, {"ipxe", "text/plain; charset=utf-8"},
-        {"svg", "image/svg+xml"}, {"png", "image/png"}, {"ico", "image/x-icon"},
+        {"html", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},
+        {"js", "text/javascript; charset=utf-8"},
+        {"json", "application/json"},
+        {"txt", "text/plain; charset=utf-8"},
+        {"ipxe", "text/plain; charset=utf-8"},
+        {"svg", "image/svg+xml"},
+        {"png", "image/png"},
+        {"ico", "image/x-icon"},
     };
     for (const auto& t : types) {
         if (t.ext == ext) {
@@ -218,8 +224,8 @@ void server::impl::on_completed(void*, MHD_Connection*, void** con_cls,
     *con_cls = nullptr;
 }
 
-MHD_Result server::impl::on_access(void* cls, MHD_Connection* c, const char* url,
-                                   const char* verb, const char*, const char* upload_data,
+MHD_Result server::impl::on_access(void* cls, MHD_Connection* c, const char* url, const char* verb,
+                                   const char*, const char* upload_data,
                                    std::size_t* upload_data_size, void** con_cls) {
     auto* self = static_cast<impl*>(cls);
     auto* state = static_cast<connection_state*>(*con_cls);
@@ -227,8 +233,8 @@ MHD_Result server::impl::on_access(void* cls, MHD_Connection* c, const char* url
         // First call: headers only. Refuse a declared body over the limit before reading it.
         state = new connection_state;
         *con_cls = state;
-        const char* length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char* length =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length != nullptr && std::strtoull(length, nullptr, 10) > self->_config.body_size_max) {
             state->too_large = true;
         }
@@ -248,10 +254,10 @@ MHD_Result server::impl::on_access(void* cls, MHD_Connection* c, const char* url
     }
     method m = parse_method(verb);
     if (state->too_large) {
-        auto r = response::error(413, fmt::format("request body over {} bytes",
-                                                  self->_config.body_size_max));
-        MHD_Response* out = MHD_create_response_from_buffer(r.body.size(), r.body.data(),
-                                                            MHD_RESPMEM_MUST_COPY);
+        auto r = response::error(
+            413, fmt::format("request body over {} bytes", self->_config.body_size_max));
+        MHD_Response* out =
+            MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
         MHD_add_response_header(out, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
         MHD_add_response_header(out, MHD_HTTP_HEADER_CONNECTION, "close");
         MHD_Result ret = MHD_queue_response(c, 413, out);
@@ -341,13 +347,11 @@ status server::impl::start() {
     _daemon = MHD_start_daemon(
         flags, _port, nullptr, nullptr, &on_access, this,
         // The logger first, so that libmicrohttpd's own messages go through spdlog too.
-        MHD_OPTION_EXTERNAL_LOGGER, &on_log, this,
-        MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(_listen.release()),
-        MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(1u, _config.threads)),
-        MHD_OPTION_CONNECTION_LIMIT, _config.connections_max,
-        MHD_OPTION_CONNECTION_TIMEOUT, _config.connection_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, this,
-        MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, &on_log, this, MHD_OPTION_LISTEN_SOCKET,
+        static_cast<MHD_socket>(_listen.release()), MHD_OPTION_THREAD_POOL_SIZE,
+        static_cast<unsigned>(std::max(1u, _config.threads)), MHD_OPTION_CONNECTION_LIMIT,
+        _config.connections_max, MHD_OPTION_CONNECTION_TIMEOUT, _config.connection_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, this, MHD_OPTION_END);
     if (_daemon == nullptr) {
         return error(errc::io, "http: libmicrohttpd did not start (see the warning above)");
     }

@@ -105,11 +105,11 @@ std::string_view content_type_for(std::string_view name) noexcept;
 
 struct server_config {
     std::string address = "0.0.0.0";
-    std::uint16_t port = 80;                   // 0: any free port (tests)
-    unsigned threads = 4;                      // libmicrohttpd's thread pool
-    unsigned connections_max = 1024;           // more are refused at accept
-    unsigned connection_timeout_s = 60;        // idle connections are closed after this
-    std::size_t body_size_max = 1u << 20;      // larger request bodies get 413
+    std::uint16_t port = 80;               // 0: any free port (tests)
+    unsigned threads = 4;                  // libmicrohttpd's thread pool
+    unsigned connections_max = 1024;       // more are refused at accept
+    unsigned connection_timeout_s = 60;    // idle connections are closed after this
+    std::size_t body_size_max = 1u << 20;  // larger request bodies get 413
 };
 
 class server {

@@ -85,8 +85,8 @@ status validate(const script_config& c) {
 
 std::string task_script(const script_config& c, std::string_view base, const mac_address& mac,
                         const boot_task& task) {
-    std::string args = fmt::format("shoal.server={} shoal.mac={} shoal.task={}", base,
-                                   mac.to_string(), task.type);
+    std::string args =
+        fmt::format("shoal.server={} shoal.mac={} shoal.task={}", base, mac.to_string(), task.type);
     for (const auto& [key, value] : task.args) {
         args += fmt::format(" shoal.{}={}", key, value);
     }

@@ -111,8 +111,8 @@ result<std::map<std::string, boot_task>> json_file_task_source::parse(std::strin
                     task.args.emplace_back(name, v.dump());
                 } else {
                     return error::format(errc::malformed, 0,
-                                         "{}: argument {} of {} must be a string or number",
-                                         origin, name, key);
+                                         "{}: argument {} of {} must be a string or number", origin,
+                                         name, key);
                 }
             }
         }
@@ -127,7 +127,7 @@ result<std::map<std::string, boot_task>> json_file_task_source::parse(std::strin
 
 result<std::optional<boot_task>> json_file_task_source::pending_task(const mac_address& mac) {
     std::lock_guard lock(_mutex);
-    struct stat st{};
+    struct stat st {};
     if (::stat(_path.c_str(), &st) != 0) {
         if (errno != ENOENT) {
             return error::format(errc::io, errno, "tasks file {}", _path);

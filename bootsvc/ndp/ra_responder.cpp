@@ -19,7 +19,8 @@ namespace shoal::ndp {
 // Solicitations answered per interface per wake-up: a flood costs bounded work.
 constexpr int solicitations_per_wake_max = 16;
 
-result<std::unique_ptr<ra_responder>> ra_responder::create(const std::vector<std::string>& interfaces) {
+result<std::unique_ptr<ra_responder>> ra_responder::create(
+    const std::vector<std::string>& interfaces) {
     std::unique_ptr<ra_responder> r(new ra_responder());
     for (const auto& name : interfaces) {
         link l;
@@ -116,9 +117,10 @@ void ra_responder::run() {
                 _answered.fetch_add(1, std::memory_order_relaxed);
                 char who[INET6_ADDRSTRLEN] = "?";
                 ::inet_ntop(AF_INET6, &from.sin6_addr, who, sizeof who);
-                log::debug("ndp: {}: router solicitation from {} answered with an empty "
-                           "advertisement",
-                           _links[i].name, who);
+                log::debug(
+                    "ndp: {}: router solicitation from {} answered with an empty "
+                    "advertisement",
+                    _links[i].name, who);
             }
         }
     }

@@ -95,7 +95,7 @@ result<opened_file> root_dir::open_file(std::string_view request_path) const {
         }
     }
     opened_file out{unique_fd(fd), {}};
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) {
         return error(errc::io, errno, "cannot stat");
     }
@@ -105,8 +105,8 @@ result<opened_file> root_dir::open_file(std::string_view request_path) const {
     out.identity.device = st.st_dev;
     out.identity.inode = st.st_ino;
     out.identity.size_bytes = static_cast<std::uint64_t>(st.st_size);
-    out.identity.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                            st.st_mtim.tv_nsec;
+    out.identity.mtime_ns =
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
     return out;
 }
 

@@ -248,7 +248,8 @@ result<option_reply> parse_oack(std::span<const std::byte> packet) noexcept {
             reply.blksize = static_cast<std::uint16_t>(*value);
         } else if (iequals(*name, "tsize")) {
             reply.tsize = *value;
-        } else if (iequals(*name, "timeout") && *value >= timeout_s_min && *value <= timeout_s_max) {
+        } else if (iequals(*name, "timeout") && *value >= timeout_s_min &&
+                   *value <= timeout_s_max) {
             reply.timeout_s = static_cast<std::uint8_t>(*value);
         } else if (iequals(*name, "windowsize") && *value >= 1 && *value <= 65535) {
             reply.windowsize = static_cast<std::uint16_t>(*value);

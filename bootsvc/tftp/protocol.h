@@ -53,9 +53,7 @@ struct request {
     std::optional<std::uint16_t> windowsize;  // [1, 65535]
     std::uint8_t ignored_option_count = 0;    // unknown, duplicate or invalid options
 
-    bool has_options() const noexcept {
-        return blksize || tsize || timeout_s || windowsize;
-    }
+    bool has_options() const noexcept { return blksize || tsize || timeout_s || windowsize; }
 };
 
 // Parses a RRQ or WRQ. Errors: truncated (a string without its NUL), malformed (another

@@ -150,9 +150,9 @@ struct timer_entry {
 };
 
 struct atomic_stats {
-    std::atomic<std::uint64_t> requests{0}, refused{0}, completed{0}, failed{0},
-        option_probes{0}, retransmitted_packets{0}, bytes_sent{0}, file_cache_hits{0},
-        file_cache_misses{0}, active{0};
+    std::atomic<std::uint64_t> requests{0}, refused{0}, completed{0}, failed{0}, option_probes{0},
+        retransmitted_packets{0}, bytes_sent{0}, file_cache_hits{0}, file_cache_misses{0},
+        active{0};
 };
 
 void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
@@ -164,7 +164,9 @@ void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
 class server::impl {
 public:
     impl(server_config config, bootsvc::root_dir root)
-        : _config(std::move(config)), _root(std::move(root)), _files(_root, _config.idle_files_max) {}
+        : _config(std::move(config)),
+          _root(std::move(root)),
+          _files(_root, _config.idle_files_max) {}
 
     status open_sockets();
     status run();
@@ -373,7 +375,8 @@ void server::impl::send_request_error(const sockaddr_in& peer, const in_addr& lo
         std::memcpy(CMSG_DATA(c), &info, sizeof info);
     }
     if (::sendmsg(_listen_fd.get(), &msg, MSG_DONTWAIT) < 0) {
-        log::debug("tftp: {} error reply not sent: {}", format_peer(peer).text, std::strerror(errno));
+        log::debug("tftp: {} error reply not sent: {}", format_peer(peer).text,
+                   std::strerror(errno));
     }
 }
 
@@ -387,8 +390,7 @@ void server::impl::on_request(std::span<const std::byte> packet, const sockaddr_
         auto op = packet_opcode(packet);
         if (op && (*op == opcode::rrq || *op == opcode::wrq)) {
             log::info("tftp: {} bad request: {}", who.text, parsed.err().describe());
-            send_request_error(peer, local, error_code::illegal_operation,
-                               parsed.err().context());
+            send_request_error(peer, local, error_code::illegal_operation, parsed.err().context());
         } else {
             log::debug("tftp: {} ignored a {}-byte packet that is not a request", who.text,
                        packet.size());
@@ -403,12 +405,12 @@ void server::impl::on_request(std::span<const std::byte> packet, const sockaddr_
         return;
     }
     if (spdlog::should_log(spdlog::level::debug)) {
-    log::debug("tftp: {} RRQ '{}' {}{}{}{}{}", who.text, r.filename,
-               r.mode == transfer_mode::octet ? "octet" : "netascii",
-               r.blksize ? fmt::format(" blksize={}", *r.blksize) : std::string(),
-               r.tsize ? fmt::format(" tsize={}", *r.tsize) : std::string(),
-               r.timeout_s ? fmt::format(" timeout={}", *r.timeout_s) : std::string(),
-               r.windowsize ? fmt::format(" windowsize={}", *r.windowsize) : std::string());
+        log::debug("tftp: {} RRQ '{}' {}{}{}{}{}", who.text, r.filename,
+                   r.mode == transfer_mode::octet ? "octet" : "netascii",
+                   r.blksize ? fmt::format(" blksize={}", *r.blksize) : std::string(),
+                   r.tsize ? fmt::format(" tsize={}", *r.tsize) : std::string(),
+                   r.timeout_s ? fmt::format(" timeout={}", *r.timeout_s) : std::string(),
+                   r.windowsize ? fmt::format(" windowsize={}", *r.windowsize) : std::string());
     }
 
     if (_stats.active.load(std::memory_order_relaxed) >= _config.transfers_max) {
@@ -430,8 +432,8 @@ void server::impl::on_request(std::span<const std::byte> packet, const sockaddr_
             log::warn("tftp: {} refused '{}': {}", who.text, r.filename, e.describe());
             send_request_error(peer, local, error_code::access_violation, "access violation");
         } else {
-            log::warn("tftp: {} cannot open '{}' under {}: {}", who.text, r.filename,
-                      _root.path(), e.describe());
+            log::warn("tftp: {} cannot open '{}' under {}: {}", who.text, r.filename, _root.path(),
+                      e.describe());
             send_request_error(peer, local, error_code::access_violation, "cannot open file");
         }
         return;
@@ -513,12 +515,12 @@ void server::impl::on_request(std::span<const std::byte> packet, const sockaddr_
         tr.oack.resize(512);
         tr.oack.resize(encode_oack(tr.oack, reply));
         tr.oack_pending = true;
-        log::debug("tftp: {} OACK '{}'{}{}{}{}", who.text, tr.filename,
-                   reply.blksize ? fmt::format(" blksize={}", *reply.blksize) : std::string(),
-                   reply.tsize ? fmt::format(" tsize={}", *reply.tsize) : std::string(),
-                   reply.timeout_s ? fmt::format(" timeout={}", *reply.timeout_s) : std::string(),
-                   reply.windowsize ? fmt::format(" windowsize={}", *reply.windowsize)
-                                    : std::string());
+        log::debug(
+            "tftp: {} OACK '{}'{}{}{}{}", who.text, tr.filename,
+            reply.blksize ? fmt::format(" blksize={}", *reply.blksize) : std::string(),
+            reply.tsize ? fmt::format(" tsize={}", *reply.tsize) : std::string(),
+            reply.timeout_s ? fmt::format(" timeout={}", *reply.timeout_s) : std::string(),
+            reply.windowsize ? fmt::format(" windowsize={}", *reply.windowsize) : std::string());
         send_oack(tr);
     } else {
         if (auto s = fill_window(tr); !s) {
@@ -579,8 +581,8 @@ status server::impl::fill_window(transfer& t) {
 }
 
 void server::impl::send_oack(transfer& t) {
-    if (::send(t.sock.get(), t.oack.data(), t.oack.size(), MSG_DONTWAIT) < 0 &&
-        errno != EAGAIN && errno != ENOBUFS) {
+    if (::send(t.sock.get(), t.oack.data(), t.oack.size(), MSG_DONTWAIT) < 0 && errno != EAGAIN &&
+        errno != ENOBUFS) {
         log::debug("tftp: {} sending OACK: {}", format_peer(t.peer).text, std::strerror(errno));
     }
 }
@@ -622,7 +624,8 @@ void server::impl::on_timers(std::int64_t now_ns) {
     while (!_timers.empty() && _timers.top().deadline_ns <= now_ns) {
         timer_entry e = _timers.top();
         _timers.pop();
-        if (e.slot >= _slots.size() || !_slots[e.slot] || _slots[e.slot]->generation != e.generation) {
+        if (e.slot >= _slots.size() || !_slots[e.slot] ||
+            _slots[e.slot]->generation != e.generation) {
             continue;
         }
         transfer& t = *_slots[e.slot];
@@ -633,7 +636,8 @@ void server::impl::on_timers(std::int64_t now_ns) {
             continue;
         }
         if (t.retries >= _config.retries_max) {
-            finish(e.slot, fmt::format("no answer after {} retransmissions", t.retries), end::failed);
+            finish(e.slot, fmt::format("no answer after {} retransmissions", t.retries),
+                   end::failed);
             continue;
         }
         ++t.retries;

@@ -15,16 +15,16 @@
 namespace shoal::tftp {
 
 struct server_config {
-    std::string root_dir;                 // files are served from beneath it only
-    std::string address = "0.0.0.0";      // IPv4 address to listen on
-    std::uint16_t port = 69;              // 0: any free port (tests)
-    std::uint32_t transfers_max = 1024;   // more at once are refused with "server busy"
-    std::uint16_t blksize_max = 65464;    // the largest block a client may ask for
-    std::uint16_t windowsize_max = 64;    // the most blocks in flight per transfer
+    std::string root_dir;                       // files are served from beneath it only
+    std::string address = "0.0.0.0";            // IPv4 address to listen on
+    std::uint16_t port = 69;                    // 0: any free port (tests)
+    std::uint32_t transfers_max = 1024;         // more at once are refused with "server busy"
+    std::uint16_t blksize_max = 65464;          // the largest block a client may ask for
+    std::uint16_t windowsize_max = 64;          // the most blocks in flight per transfer
     std::uint32_t window_bytes_max = 1u << 20;  // blksize * windowsize is cut to this
-    std::uint32_t timeout_ms = 1000;      // retransmission interval unless the client names one
-    std::uint32_t retries_max = 5;        // unanswered retransmissions before giving up
-    std::uint32_t idle_files_max = 64;    // files kept open with no transfer reading them
+    std::uint32_t timeout_ms = 1000;    // retransmission interval unless the client names one
+    std::uint32_t retries_max = 5;      // unanswered retransmissions before giving up
+    std::uint32_t idle_files_max = 64;  // files kept open with no transfer reading them
 };
 
 // Counters, readable from any thread while the server runs.
@@ -35,7 +35,7 @@ struct server_stats {
     std::uint64_t failed = 0;         // the client stopped answering or sent an error
     std::uint64_t option_probes = 0;  // ended by the client after the OACK (OVMF's tsize probe)
     std::uint64_t retransmitted_packets = 0;
-    std::uint64_t bytes_sent = 0;     // file bytes in DATA packets, retransmissions included
+    std::uint64_t bytes_sent = 0;  // file bytes in DATA packets, retransmissions included
     std::uint64_t file_cache_hits = 0;
     std::uint64_t file_cache_misses = 0;
     std::uint64_t active = 0;

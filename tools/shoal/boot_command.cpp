@@ -56,7 +56,8 @@ result<boot_config> load(const boot_options& o) {
     if (!o.config_path.empty()) {
         std::ifstream in(o.config_path);
         if (!in) {
-            return error::format(errc::not_found, errno, "cannot read config file {}", o.config_path);
+            return error::format(errc::not_found, errno, "cannot read config file {}",
+                                 o.config_path);
         }
         std::stringstream text;
         text << in.rdbuf();
@@ -76,7 +77,8 @@ result<boot_config> load(const boot_options& o) {
     // fetch iPXE itself from the TFTP root, served over HTTP too.
     c.dhcp.ipxe_script_url =
         fmt::format("http://{{server}}{}/boot?mac={{mac}}", port_suffix(c.http.port));
-    c.dhcp.http_boot_url = fmt::format("http://{{server}}{}/tftp/{{file}}", port_suffix(c.http.port));
+    c.dhcp.http_boot_url =
+        fmt::format("http://{{server}}{}/tftp/{{file}}", port_suffix(c.http.port));
     return c;
 }
 
@@ -156,9 +158,10 @@ int check(const boot_config& c) {
         std::error_code ec;
         if (!fs::is_directory(root, ec) && c.install_boot_files &&
             is_regular(fs::path(debian_ipxe_dir) / c.dhcp.boot_files.bios)) {
-            fine.push_back(fmt::format("tftp: root {} will be made at start, with the iPXE "
-                                       "files from {}",
-                                       c.tftp.root_dir, debian_ipxe_dir));
+            fine.push_back(
+                fmt::format("tftp: root {} will be made at start, with the iPXE "
+                            "files from {}",
+                            c.tftp.root_dir, debian_ipxe_dir));
         } else if (!fs::is_directory(root, ec)) {
             problems.push_back(fmt::format(
                 "tftp: root {} does not exist: mkdir -p {} (shoal boot copies the iPXE files "
@@ -176,11 +179,13 @@ int check(const boot_config& c) {
                                                f->identity.size_bytes));
                     continue;
                 }
-                bool can_install = c.install_boot_files &&
-                                   is_regular(fs::path(debian_ipxe_dir) / *name);
+                bool can_install =
+                    c.install_boot_files && is_regular(fs::path(debian_ipxe_dir) / *name);
                 if (can_install) {
-                    fine.push_back(fmt::format("tftp: {} is missing; it will be copied from {} at "
-                                               "start", *name, debian_ipxe_dir));
+                    fine.push_back(
+                        fmt::format("tftp: {} is missing; it will be copied from {} at "
+                                    "start",
+                                    *name, debian_ipxe_dir));
                 } else {
                     problems.push_back(fmt::format(
                         "tftp: boot file {} is not in {} ({}): install Debian's ipxe package "
@@ -194,29 +199,29 @@ int check(const boot_config& c) {
             }
         }
         if (auto why = port_taken(SOCK_DGRAM, c.tftp.address, c.tftp.port); !why.empty()) {
-            problems.push_back(fmt::format(
-                "tftp: port {}/udp on {} is taken ({}): stop the other TFTP server "
-                "(see `ss -lunp 'sport = :{}'`) or set tftp.enabled to false",
-                c.tftp.port, c.tftp.address, why, c.tftp.port));
+            problems.push_back(
+                fmt::format("tftp: port {}/udp on {} is taken ({}): stop the other TFTP server "
+                            "(see `ss -lunp 'sport = :{}'`) or set tftp.enabled to false",
+                            c.tftp.port, c.tftp.address, why, c.tftp.port));
         }
     }
     if (auto why = port_taken(SOCK_STREAM, c.http.address, c.http.port); !why.empty()) {
-        problems.push_back(fmt::format(
-            "http: port {}/tcp on {} is taken ({}): stop the other web server (see "
-            "`ss -ltnp 'sport = :{}'`) or set http.port",
-            c.http.port, c.http.address, why, c.http.port));
+        problems.push_back(
+            fmt::format("http: port {}/tcp on {} is taken ({}): stop the other web server (see "
+                        "`ss -ltnp 'sport = :{}'`) or set http.port",
+                        c.http.port, c.http.address, why, c.http.port));
     }
     std::error_code ec;
     if (!fs::is_directory(c.http_root, ec)) {
-        problems.push_back(fmt::format("http: root {} does not exist: mkdir -p {}", c.http_root,
-                                       c.http_root));
+        problems.push_back(
+            fmt::format("http: root {} does not exist: mkdir -p {}", c.http_root, c.http_root));
     } else {
         for (const std::string* p : {&c.ipxe.kernel_path, &c.ipxe.initrd_path}) {
             if (!is_regular(fs::path(c.http_root) / p->substr(1))) {
-                problems.push_back(fmt::format(
-                    "http: the client OS file {} is not under {}: build it with "
-                    "tools/mkclientos {}/clientos",
-                    *p, c.http_root, c.http_root));
+                problems.push_back(
+                    fmt::format("http: the client OS file {} is not under {}: build it with "
+                                "tools/mkclientos {}/clientos",
+                                *p, c.http_root, c.http_root));
             }
         }
     }
@@ -234,8 +239,8 @@ int check(const boot_config& c) {
             fine.push_back(fmt::format("ipxe: {} task(s) in {}", parsed->size(), c.tasks_file));
         }
     } else {
-        fine.push_back(fmt::format("ipxe: no tasks file at {}: every host gets the menu",
-                                   c.tasks_file));
+        fine.push_back(
+            fmt::format("ipxe: no tasks file at {}: every host gets the menu", c.tasks_file));
     }
 
     for (const auto& f : fine) {
@@ -293,9 +298,10 @@ int run(const boot_config& c) {
     if (c.dhcp_enabled && c.answer_router_solicitations) {
         auto r = ndp::ra_responder::create(c.dhcp.interfaces);
         if (!r) {
-            log::warn("boot: not answering IPv6 router solicitations ({}); iPXE will wait ~13 s "
-                      "for a router on each boot",
-                      r.err().describe());
+            log::warn(
+                "boot: not answering IPv6 router solicitations ({}); iPXE will wait ~13 s "
+                "for a router on each boot",
+                r.err().describe());
         } else {
             ra = std::move(*r);
         }
@@ -312,36 +318,43 @@ int run(const boot_config& c) {
     if (c.tftp_enabled) {
         auto tftp_root = bootsvc::root_dir::open(c.tftp.root_dir);
         if (tftp_root) {
-            routes.add_prefix(http::method::get, "/tftp/",
-                              http::static_files(std::make_shared<const bootsvc::root_dir>(
-                                                     std::move(*tftp_root)),
-                                                 "/tftp/"));
+            routes.add_prefix(
+                http::method::get, "/tftp/",
+                http::static_files(std::make_shared<const bootsvc::root_dir>(std::move(*tftp_root)),
+                                   "/tftp/"));
         }
     }
     routes.add(http::method::get, "/status", [&](const http::request&) {
         nlohmann::json j;
         if (tftp_server) {
             auto s = tftp_server->stats();
-            j["tftp"] = {{"requests", s.requests}, {"refused", s.refused},
-                         {"completed", s.completed}, {"failed", s.failed},
-                         {"option_probes", s.option_probes}, {"active", s.active},
+            j["tftp"] = {{"requests", s.requests},
+                         {"refused", s.refused},
+                         {"completed", s.completed},
+                         {"failed", s.failed},
+                         {"option_probes", s.option_probes},
+                         {"active", s.active},
                          {"retransmitted_packets", s.retransmitted_packets},
-                         {"bytes_sent", s.bytes_sent}, {"file_cache_hits", s.file_cache_hits},
+                         {"bytes_sent", s.bytes_sent},
+                         {"file_cache_hits", s.file_cache_hits},
                          {"file_cache_misses", s.file_cache_misses}};
         }
         if (dhcp_server) {
             auto s = dhcp_server->stats();
-            j["dhcp"] = {{"received", s.received}, {"malformed", s.malformed},
-                         {"discovers", s.discovers}, {"offers", s.offers}, {"acks", s.acks},
-                         {"proxy_offers", s.proxy_offers}, {"proxy_acks", s.proxy_acks},
+            j["dhcp"] = {{"received", s.received},
+                         {"malformed", s.malformed},
+                         {"discovers", s.discovers},
+                         {"offers", s.offers},
+                         {"acks", s.acks},
+                         {"proxy_offers", s.proxy_offers},
+                         {"proxy_acks", s.proxy_acks},
                          {"leases_active", s.leases_active}};
         }
         return http::response::json(200, j);
     });
-    routes.add_prefix(http::method::get, "/",
-                      http::static_files(std::make_shared<const bootsvc::root_dir>(
-                                             std::move(*http_root)),
-                                         "/"));
+    routes.add_prefix(
+        http::method::get, "/",
+        http::static_files(std::make_shared<const bootsvc::root_dir>(std::move(*http_root)), "/"));
     auto http_server = http::server::start(c.http, std::move(routes));
     if (!http_server) {
         std::fprintf(stderr, "shoal boot: %s\n", http_server.err().describe().c_str());
@@ -366,11 +379,12 @@ int run(const boot_config& c) {
     if (ra) {
         threads.emplace_back([&] { ra->run(); });
     }
-    log::info("boot: {}{}; TFTP {}:{} from {}; HTTP {}:{} from {}",
-              c.dhcp_enabled ? (c.dhcp.mode == dhcp::mode::proxy ? "proxyDHCP" : "DHCP") : "no DHCP",
-              c.dhcp_enabled ? fmt::format(" on {}", fmt::join(c.dhcp.interfaces, ",")) : "",
-              c.tftp.address, c.tftp.port, c.tftp.root_dir, c.http.address,
-              (*http_server)->port(), c.http_root);
+    log::info(
+        "boot: {}{}; TFTP {}:{} from {}; HTTP {}:{} from {}",
+        c.dhcp_enabled ? (c.dhcp.mode == dhcp::mode::proxy ? "proxyDHCP" : "DHCP") : "no DHCP",
+        c.dhcp_enabled ? fmt::format(" on {}", fmt::join(c.dhcp.interfaces, ",")) : "",
+        c.tftp.address, c.tftp.port, c.tftp.root_dir, c.http.address, (*http_server)->port(),
+        c.http_root);
 
     int sig = 0;
     sigwait(&signals, &sig);

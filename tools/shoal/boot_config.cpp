@@ -43,7 +43,8 @@ status read(const json& object, const char* key, std::string_view where, T& out)
     const json& v = object[key];
     if constexpr (std::is_same_v<T, bool>) {
         if (!v.is_boolean()) {
-            return error::format(errc::invalid_argument, 0, "{}.{} must be true or false", where, key);
+            return error::format(errc::invalid_argument, 0, "{}.{} must be true or false", where,
+                                 key);
         }
         out = v.get<bool>();
     } else if constexpr (std::is_same_v<T, std::string>) {
@@ -76,14 +77,14 @@ status read_ipv4(const json& object, const char* key, std::string_view where, dh
 }
 
 status apply_dhcp(boot_config& c, const json& d) {
-    SHOAL_RETURN_IF_ERROR(only_keys(d, "dhcp",
-                                    {"enabled", "mode", "interfaces", "server_address",
-                                     "tftp_server", "pools", "reservations", "lease_time_s",
-                                     "offer_hold_s", "leases_path", "boot_files",
-                                     "answer_router_solicitations"}));
+    SHOAL_RETURN_IF_ERROR(
+        only_keys(d, "dhcp",
+                  {"enabled", "mode", "interfaces", "server_address", "tftp_server", "pools",
+                   "reservations", "lease_time_s", "offer_hold_s", "leases_path", "boot_files",
+                   "answer_router_solicitations"}));
     SHOAL_RETURN_IF_ERROR(read(d, "enabled", "dhcp", c.dhcp_enabled));
-    SHOAL_RETURN_IF_ERROR(read(d, "answer_router_solicitations", "dhcp",
-                               c.answer_router_solicitations));
+    SHOAL_RETURN_IF_ERROR(
+        read(d, "answer_router_solicitations", "dhcp", c.answer_router_solicitations));
     std::string mode;
     SHOAL_RETURN_IF_ERROR(read(d, "mode", "dhcp", mode));
     if (mode == "proxy") {
@@ -118,9 +119,9 @@ status apply_dhcp(boot_config& c, const json& d) {
             return error(errc::invalid_argument, "dhcp.pools must be a list");
         }
         for (const auto& p : d["pools"]) {
-            SHOAL_RETURN_IF_ERROR(only_keys(p, "dhcp.pools[]",
-                                            {"first", "last", "subnet_mask", "router",
-                                             "dns_servers", "domain_name"}));
+            SHOAL_RETURN_IF_ERROR(only_keys(
+                p, "dhcp.pools[]",
+                {"first", "last", "subnet_mask", "router", "dns_servers", "domain_name"}));
             dhcp::pool pool;
             SHOAL_RETURN_IF_ERROR(read_ipv4(p, "first", "dhcp.pools[]", pool.first));
             SHOAL_RETURN_IF_ERROR(read_ipv4(p, "last", "dhcp.pools[]", pool.last));
@@ -149,7 +150,8 @@ status apply_dhcp(boot_config& c, const json& d) {
             return error(errc::invalid_argument, "dhcp.reservations must be a list");
         }
         for (const auto& r : d["reservations"]) {
-            SHOAL_RETURN_IF_ERROR(only_keys(r, "dhcp.reservations[]", {"mac", "address", "hostname"}));
+            SHOAL_RETURN_IF_ERROR(
+                only_keys(r, "dhcp.reservations[]", {"mac", "address", "hostname"}));
             dhcp::reservation res;
             std::string mac;
             SHOAL_RETURN_IF_ERROR(read(r, "mac", "dhcp.reservations[]", mac));
@@ -166,12 +168,13 @@ status apply_dhcp(boot_config& c, const json& d) {
     }
     if (d.contains("boot_files")) {
         const json& b = d["boot_files"];
-        SHOAL_RETURN_IF_ERROR(only_keys(b, "dhcp.boot_files",
-                                        {"bios", "uefi_x64", "uefi_ia32", "uefi_arm64"}));
+        SHOAL_RETURN_IF_ERROR(
+            only_keys(b, "dhcp.boot_files", {"bios", "uefi_x64", "uefi_ia32", "uefi_arm64"}));
         SHOAL_RETURN_IF_ERROR(read(b, "bios", "dhcp.boot_files", c.dhcp.boot_files.bios));
         SHOAL_RETURN_IF_ERROR(read(b, "uefi_x64", "dhcp.boot_files", c.dhcp.boot_files.uefi_x64));
         SHOAL_RETURN_IF_ERROR(read(b, "uefi_ia32", "dhcp.boot_files", c.dhcp.boot_files.uefi_ia32));
-        SHOAL_RETURN_IF_ERROR(read(b, "uefi_arm64", "dhcp.boot_files", c.dhcp.boot_files.uefi_arm64));
+        SHOAL_RETURN_IF_ERROR(
+            read(b, "uefi_arm64", "dhcp.boot_files", c.dhcp.boot_files.uefi_arm64));
     }
     return ok();
 }
@@ -197,10 +200,10 @@ status apply_boot_config_json(boot_config& c, std::string_view json_text) {
     }
     if (doc.contains("tftp")) {
         const json& t = doc["tftp"];
-        SHOAL_RETURN_IF_ERROR(only_keys(t, "tftp",
-                                        {"enabled", "root", "address", "port", "install_boot_files",
-                                         "transfers_max", "blksize_max", "windowsize_max",
-                                         "timeout_ms", "retries_max"}));
+        SHOAL_RETURN_IF_ERROR(
+            only_keys(t, "tftp",
+                      {"enabled", "root", "address", "port", "install_boot_files", "transfers_max",
+                       "blksize_max", "windowsize_max", "timeout_ms", "retries_max"}));
         SHOAL_RETURN_IF_ERROR(read(t, "enabled", "tftp", c.tftp_enabled));
         SHOAL_RETURN_IF_ERROR(read(t, "root", "tftp", c.tftp.root_dir));
         SHOAL_RETURN_IF_ERROR(read(t, "address", "tftp", c.tftp.address));
@@ -214,8 +217,8 @@ status apply_boot_config_json(boot_config& c, std::string_view json_text) {
     }
     if (doc.contains("http")) {
         const json& h = doc["http"];
-        SHOAL_RETURN_IF_ERROR(only_keys(h, "http", {"root", "address", "port", "threads",
-                                                    "connections_max"}));
+        SHOAL_RETURN_IF_ERROR(
+            only_keys(h, "http", {"root", "address", "port", "threads", "connections_max"}));
         SHOAL_RETURN_IF_ERROR(read(h, "root", "http", c.http_root));
         SHOAL_RETURN_IF_ERROR(read(h, "address", "http", c.http.address));
         SHOAL_RETURN_IF_ERROR(read(h, "port", "http", c.http.port));
@@ -224,9 +227,9 @@ status apply_boot_config_json(boot_config& c, std::string_view json_text) {
     }
     if (doc.contains("ipxe")) {
         const json& i = doc["ipxe"];
-        SHOAL_RETURN_IF_ERROR(only_keys(i, "ipxe", {"base_url", "kernel", "initrd", "kernel_args",
-                                                    "menu_timeout_ms", "menu_default",
-                                                    "tasks_file"}));
+        SHOAL_RETURN_IF_ERROR(only_keys(i, "ipxe",
+                                        {"base_url", "kernel", "initrd", "kernel_args",
+                                         "menu_timeout_ms", "menu_default", "tasks_file"}));
         SHOAL_RETURN_IF_ERROR(read(i, "base_url", "ipxe", c.ipxe.base_url));
         SHOAL_RETURN_IF_ERROR(read(i, "kernel", "ipxe", c.ipxe.kernel_path));
         SHOAL_RETURN_IF_ERROR(read(i, "initrd", "ipxe", c.ipxe.initrd_path));

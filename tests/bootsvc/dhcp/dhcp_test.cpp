@@ -576,6 +576,54 @@ TEST(dhcp_responder, request_for_another_server_frees_our_offer) {
     EXPECT_TRUE(x.table->bind(nth_mac(5), offered, 1000, 600));
 }
 
+TEST(dhcp_responder, relayed_inform_and_decline) {
+    config cfg = full_config();
+    cfg.pools.push_back(
+        {ip(10, 78, 5, 10), ip(10, 78, 5, 20), 0xffffff00, ip(10, 78, 5, 1), {}, {}});
+    exchange x(cfg);
+    // Relayed from 10.78.5.1: served from that subnet's pool, answered to the relay on 67.
+    auto relayed = request_bytes(mac_a).type(message_type::discover).done();
+    relayed[24] = 10;
+    relayed[25] = 78;
+    relayed[26] = 5;
+    relayed[27] = 1;
+    ASSERT_TRUE(x.send(relayed));
+    EXPECT_EQ(x.reply.yiaddr, ip(10, 78, 5, 10));
+    EXPECT_EQ(x.reply.giaddr, ip(10, 78, 5, 1));
+    EXPECT_EQ(option_ipv4(x.reply, opt::subnet_mask), 0xffffff00u);
+    EXPECT_EQ(x.to.address, ip(10, 78, 5, 1));
+    EXPECT_EQ(x.to.port, 67);
+    // INFORM: configuration and boot file, no address and no lease, unicast to ciaddr.
+    ASSERT_TRUE(x.send(request_bytes(mac_b)
+                           .type(message_type::inform)
+                           .ciaddr(ip(10, 77, 9, 9))
+                           .text(opt::vendor_class, "PXEClient")
+                           .arch(7)
+                           .done()));
+    EXPECT_EQ(x.reply.type, message_type::ack);
+    EXPECT_EQ(x.reply.yiaddr, 0u);
+    EXPECT_EQ(x.reply.ciaddr, ip(10, 77, 9, 9));
+    EXPECT_FALSE(x.reply.has(opt::lease_time));
+    EXPECT_EQ(x.reply.file, "ipxe.efi");
+    EXPECT_EQ(x.to.address, ip(10, 77, 9, 9));
+    // DECLINE: the address is parked, the next DISCOVER gets another one.
+    ASSERT_TRUE(x.send(request_bytes(nth_mac(1)).type(message_type::discover).done()));
+    ipv4 first = x.reply.yiaddr;
+    ASSERT_TRUE(x.send(request_bytes(nth_mac(1))
+                           .type(message_type::request)
+                           .addr(opt::requested_address, first)
+                           .addr(opt::server_id, ip(10, 77, 0, 1))
+                           .done()));
+    EXPECT_FALSE(x.send(request_bytes(nth_mac(1))
+                            .type(message_type::decline)
+                            .addr(opt::requested_address, first)
+                            .addr(opt::server_id, ip(10, 77, 0, 1))
+                            .done()));
+    ASSERT_TRUE(x.send(request_bytes(nth_mac(1)).type(message_type::discover).done()));
+    EXPECT_NE(x.reply.yiaddr, first);
+    EXPECT_EQ(x.r->snapshot().declines, 1u);
+}
+
 TEST(dhcp_responder, boot_file_by_architecture_in_full_mode) {
     exchange x(full_config());
     ASSERT_TRUE(x.send(request_bytes(mac_a)

@@ -62,8 +62,8 @@ inline reply roundtrip(std::uint16_t port, const std::string& raw) {
 }
 
 inline reply get(std::uint16_t port, const std::string& target) {
-    return roundtrip(port, "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                              "\r\n\r\n");
+    return roundtrip(port, "GET " + target +
+                               " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n\r\n");
 }
 
 }  // namespace shoal::http::test

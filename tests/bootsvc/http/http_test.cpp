@@ -47,8 +47,9 @@ protected:
         router r;
         auto root = bootsvc::root_dir::open((_base / "www").string());
         EXPECT_TRUE(root);
-        r.add_prefix(method::get, "/",
-                     static_files(std::make_shared<const bootsvc::root_dir>(std::move(*root)), "/"));
+        r.add_prefix(
+            method::get, "/",
+            static_files(std::make_shared<const bootsvc::root_dir>(std::move(*root)), "/"));
         return r;
     }
 
@@ -88,7 +89,8 @@ TEST_F(http_server, routes_by_method_and_path) {
     EXPECT_EQ(e.status, 405);
     EXPECT_NE(e.headers.find("Allow: GET, POST"), std::string::npos) << e.headers;
 
-    auto f = test::roundtrip(p, "POST /api/hosts HTTP/1.0\r\nContent-Length: 11\r\n\r\nhello world");
+    auto f =
+        test::roundtrip(p, "POST /api/hosts HTTP/1.0\r\nContent-Length: 11\r\n\r\nhello world");
     EXPECT_EQ(f.status, 201);
     EXPECT_EQ(nlohmann::json::parse(f.body)["got"], "hello world");
     EXPECT_NE(f.headers.find("Content-Type: application/json"), std::string::npos);
@@ -96,22 +98,24 @@ TEST_F(http_server, routes_by_method_and_path) {
 
 TEST_F(http_server, refuses_bodies_over_the_limit) {
     router r;
-    r.add(method::put, "/up", [](const request& q) {
-        return response::text(200, std::to_string(q.body().size()));
-    });
+    r.add(method::put, "/up",
+          [](const request& q) { return response::text(200, std::to_string(q.body().size())); });
     server_config config;
     config.body_size_max = 1000;
     start(std::move(r), config);
     std::string small(1000, 'x');
-    auto ok_reply = test::roundtrip(_server->port(), "PUT /up HTTP/1.0\r\nContent-Length: 1000\r\n\r\n" + small);
+    auto ok_reply = test::roundtrip(_server->port(),
+                                    "PUT /up HTTP/1.0\r\nContent-Length: 1000\r\n\r\n" + small);
     EXPECT_EQ(ok_reply.status, 200);
     EXPECT_EQ(ok_reply.body, "1000");
     std::string big(5000, 'x');
-    auto no = test::roundtrip(_server->port(), "PUT /up HTTP/1.0\r\nContent-Length: 5000\r\n\r\n" + big);
+    auto no =
+        test::roundtrip(_server->port(), "PUT /up HTTP/1.0\r\nContent-Length: 5000\r\n\r\n" + big);
     EXPECT_EQ(no.status, 413);
     // Chunked, so the size is not declared up front: found while reading.
-    std::string chunked = "PUT /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n";
+    std::string chunked =
+        "PUT /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n";
     for (int i = 0; i < 3; ++i) {
         chunked += "1f4\r\n" + std::string(500, 'y') + "\r\n";
     }
@@ -136,8 +140,8 @@ TEST_F(http_server, serves_files_beneath_its_root_only) {
     EXPECT_TRUE(head.body.empty());
     EXPECT_NE(head.headers.find("Content-Length: 5000001"), std::string::npos);
 
-    for (const char* target : {"/../secret.txt", "/%2e%2e/secret.txt", "/clientos/%2E%2E/../secret.txt",
-                               "/up-link"}) {
+    for (const char* target :
+         {"/../secret.txt", "/%2e%2e/secret.txt", "/clientos/%2E%2E/../secret.txt", "/up-link"}) {
         auto no = test::get(p, target);
         EXPECT_EQ(no.status, 403) << target;
         EXPECT_EQ(no.body.find("outside"), std::string::npos) << target;

@@ -16,16 +16,16 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(mac, normalizes_the_forms_people_write) {
-    for (const char* text : {"00:12:3f:c4:57:0c", "00:12:3F:C4:57:0C", "00-12-3f-c4-57-0c",
-                             "00123FC4570C"}) {
+    for (const char* text :
+         {"00:12:3f:c4:57:0c", "00:12:3F:C4:57:0C", "00-12-3f-c4-57-0c", "00123FC4570C"}) {
         auto m = parse_mac(text);
         ASSERT_TRUE(m) << text;
         EXPECT_EQ(m->to_string(), "00:12:3f:c4:57:0c") << text;
     }
-    for (const char* text : {"", "00:12:3f:c4:57", "00:12:3f:c4:57:0c:", "00:12-3f:c4:57:0c",
-                             "00:12:3f:c4:57:0g", "0012.3fc4.570c", "00:00:00:00:00:00",
-                             "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "00 12 3f c4 57 0c",
-                             "'; rm -rf /;", "00:12:3f:c4:57:0c\n"}) {
+    for (const char* text :
+         {"", "00:12:3f:c4:57", "00:12:3f:c4:57:0c:", "00:12-3f:c4:57:0c", "00:12:3f:c4:57:0g",
+          "0012.3fc4.570c", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01",
+          "00 12 3f c4 57 0c", "'; rm -rf /;", "00:12:3f:c4:57:0c\n"}) {
         EXPECT_FALSE(parse_mac(text)) << text;
     }
 }
@@ -72,7 +72,8 @@ TEST(script, the_menu_defaults_to_the_local_disk_after_its_timeout) {
 }
 
 TEST(task, values_that_could_escape_a_command_line_are_refused) {
-    EXPECT_TRUE(validate_task({"deploy", {{"image", "win10"}, {"server", "http://10.0.0.1:80/x"}}}));
+    EXPECT_TRUE(
+        validate_task({"deploy", {{"image", "win10"}, {"server", "http://10.0.0.1:80/x"}}}));
     EXPECT_FALSE(validate_task({"", {}}));
     EXPECT_FALSE(validate_task({"Deploy", {}}));
     EXPECT_FALSE(validate_task({"deploy", {{"image", "a b"}}}));
@@ -118,9 +119,10 @@ TEST(task, the_json_file_is_read_and_reread_when_it_changes) {
     EXPECT_FALSE(*cleared);
     fs::remove_all(dir);
 
-    for (const char* bad : {"", "[]", R"({"tasks": []})", R"({"tasks": {"52:54:00:12:34:56": {}}})",
-                            R"({"tasks": {"52:54:00:12:34:56": {"type": "x", "args": {"a": "b c"}}}})",
-                            R"({"tasks": {"52:54:00:12:34:56": {"type": "x", "args": {"a": [1]}}}})"}) {
+    for (const char* bad :
+         {"", "[]", R"({"tasks": []})", R"({"tasks": {"52:54:00:12:34:56": {}}})",
+          R"({"tasks": {"52:54:00:12:34:56": {"type": "x", "args": {"a": "b c"}}}})",
+          R"({"tasks": {"52:54:00:12:34:56": {"type": "x", "args": {"a": [1]}}}})"}) {
         EXPECT_FALSE(json_file_task_source::parse(bad, "t.json")) << bad;
     }
 }
@@ -150,15 +152,16 @@ TEST(boot_route, answers_each_mac_with_its_script) {
     auto chain = http::test::get(p, "/boot");
     EXPECT_EQ(chain.body, "#!ipxe\nchain " + base + "/boot?mac=${netX/mac}\n");
 
-    for (const char* bad : {"/boot?mac=garbage", "/boot?mac=", "/boot?mac=00:12:3f:c4:57:0c%0Achain",
-                            "/boot?mac=ff:ff:ff:ff:ff:ff"}) {
+    for (const char* bad : {"/boot?mac=garbage", "/boot?mac=",
+                            "/boot?mac=00:12:3f:c4:57:0c%0Achain", "/boot?mac=ff:ff:ff:ff:ff:ff"}) {
         auto no = http::test::get(p, bad);
         EXPECT_EQ(no.status, 400) << bad;
         EXPECT_EQ(no.body.find("kernel"), std::string::npos) << bad;
     }
     // A Host header that would inject into the script is refused.
-    auto evil = http::test::roundtrip(p, "GET /boot?mac=00:12:3f:c4:57:0c HTTP/1.0\r\n"
-                                        "Host: x${y}\r\n\r\n");
+    auto evil = http::test::roundtrip(p,
+                                      "GET /boot?mac=00:12:3f:c4:57:0c HTTP/1.0\r\n"
+                                      "Host: x${y}\r\n\r\n");
     EXPECT_EQ(evil.status, 400);
 }
 

@@ -81,8 +81,8 @@ inline fetch_result fetch(std::uint16_t port, const std::string& name, const fet
     for (int packets = 0; packets < 10'000'000; ++packets) {
         sockaddr_in src{};
         socklen_t len = sizeof src;
-        ssize_t got = ::recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&src),
-                                 &len);
+        ssize_t got =
+            ::recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&src), &len);
         if (got < 0) {
             if (!locked) {
                 break;  // the server never answered

@@ -44,8 +44,13 @@ std::string text(std::span<const std::byte> b) {
 // ---- wire format ----------------------------------------------------------------------
 
 TEST(protocol, parses_a_request_with_every_option) {
-    auto p = bytes(lit("\0\1pxe/ipxe.efi\0OCTET\0BlkSize\0" "1468\0tsize\0" "0\0"
-                               "timeout\0" "3\0windowsize\0" "4\0"));
+    auto p =
+        bytes(lit("\0\1pxe/ipxe.efi\0OCTET\0BlkSize\0"
+                  "1468\0tsize\0"
+                  "0\0"
+                  "timeout\0"
+                  "3\0windowsize\0"
+                  "4\0"));
     auto r = parse_request(p);
     ASSERT_TRUE(r) << r.err().describe();
     EXPECT_EQ(r->op, opcode::rrq);
@@ -65,7 +70,9 @@ TEST(protocol, encodes_a_request_byte_for_byte) {
     r.tsize = 0;
     std::byte out[64];
     std::size_t n = encode_request(out, r);
-    EXPECT_EQ(text({out, n}), lit("\0\1a\0octet\0blksize\0" "1428\0tsize\0" "0\0"));
+    EXPECT_EQ(text({out, n}), lit("\0\1a\0octet\0blksize\0"
+                                  "1428\0tsize\0"
+                                  "0\0"));
     auto back = parse_request(std::span<const std::byte>(out, n));
     ASSERT_TRUE(back);
     EXPECT_EQ(back->blksize, 1428);
@@ -75,8 +82,13 @@ TEST(protocol, encodes_a_request_byte_for_byte) {
 
 TEST(protocol, drops_bad_option_values_and_keeps_the_request) {
     // blksize below 8, timeout 0, a signed windowsize, an unknown option, a duplicate.
-    auto p = bytes(lit("\0\1f\0octet\0blksize\0" "7\0timeout\0" "0\0windowsize\0-1\0"
-                               "multicast\0\0tsize\0" "0\0tsize\0" "9\0"));
+    auto p =
+        bytes(lit("\0\1f\0octet\0blksize\0"
+                  "7\0timeout\0"
+                  "0\0windowsize\0-1\0"
+                  "multicast\0\0tsize\0"
+                  "0\0tsize\0"
+                  "9\0"));
     auto r = parse_request(p);
     ASSERT_TRUE(r) << r.err().describe();
     EXPECT_FALSE(r->blksize);
@@ -87,7 +99,9 @@ TEST(protocol, drops_bad_option_values_and_keeps_the_request) {
 }
 
 TEST(protocol, clamps_blksize_and_reads_padding_as_the_end) {
-    auto p = bytes(lit("\0\1f\0netascii\0blksize\0" "99999\0\0\0\0\0"));
+    auto p =
+        bytes(lit("\0\1f\0netascii\0blksize\0"
+                  "99999\0\0\0\0\0"));
     auto r = parse_request(p);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->mode, transfer_mode::netascii);
@@ -125,8 +139,10 @@ TEST(protocol, oack_and_error_round_trip) {
     reply.windowsize = 4;
     std::byte out[128];
     std::size_t n = encode_oack(out, reply);
-    EXPECT_EQ(text({out, n}),
-              lit("\0\6blksize\0" "1468\0tsize\0" "1048576\0windowsize\0" "4\0"));
+    EXPECT_EQ(text({out, n}), lit("\0\6blksize\0"
+                                  "1468\0tsize\0"
+                                  "1048576\0windowsize\0"
+                                  "4\0"));
     auto back = parse_oack(std::span<const std::byte>(out, n));
     ASSERT_TRUE(back);
     EXPECT_EQ(back->tsize, 1048576u);
@@ -167,8 +183,8 @@ protected:
     void TearDown() override { fs::remove_all(_base); }
 
     static void write(const fs::path& p, std::string_view content) {
-        std::ofstream(p, std::ios::binary).write(content.data(),
-                                                  static_cast<std::streamsize>(content.size()));
+        std::ofstream(p, std::ios::binary)
+            .write(content.data(), static_cast<std::streamsize>(content.size()));
     }
 
     fs::path _base;
@@ -180,9 +196,9 @@ TEST_F(scratch_root, opens_only_regular_files_beneath_the_root) {
     ASSERT_TRUE(root) << root.err().describe();
 
     EXPECT_TRUE(root->open_file("hello.txt"));
-    EXPECT_TRUE(root->open_file("/hello.txt"));        // leading slash means the root
+    EXPECT_TRUE(root->open_file("/hello.txt"));  // leading slash means the root
     EXPECT_TRUE(root->open_file("//sub/inner.bin"));
-    EXPECT_TRUE(root->open_file("inner-link"));        // a symlink that stays inside
+    EXPECT_TRUE(root->open_file("inner-link"));  // a symlink that stays inside
 
     struct refused {
         const char* name;
@@ -197,11 +213,11 @@ TEST_F(scratch_root, opens_only_regular_files_beneath_the_root) {
         {"abs-link", errc::invalid_argument},
         {"parent-dir/secret.txt", errc::invalid_argument},
         {"proc-link", errc::invalid_argument},
-        {"fifo", errc::invalid_argument},               // must not block, must not open
+        {"fifo", errc::invalid_argument},  // must not block, must not open
         {"sub", errc::invalid_argument},
         {"/", errc::invalid_argument},
         {"", errc::invalid_argument},
-        {"/etc/passwd", errc::not_found},              // means <root>/etc/passwd
+        {"/etc/passwd", errc::not_found},  // means <root>/etc/passwd
         {"missing", errc::not_found},
         {"hello.txt/x", errc::not_found},
     };
@@ -552,7 +568,8 @@ TEST_F(running_server, refuses_beyond_transfers_max) {
     std::string rrq("\0\1hello.txt\0octet\0", 18);
     for (int i = 0; i < 2; ++i) {
         fds.push_back(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        ::sendto(fds.back(), rrq.data(), rrq.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+        ::sendto(fds.back(), rrq.data(), rrq.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof to);
     }
     ASSERT_TRUE(wait_stats([](const server_stats& s) { return s.active == 2; }));
     auto got = test::fetch(_server->port(), "hello.txt", {});
