@@ -165,24 +165,44 @@ status chunk_store::put_chunk(const sha256_digest& d, std::span<const std::byte>
 
 status chunk_store::read_chunk(const chunk_ref& ref, std::vector<std::byte>& out) const {
     const std::string p = chunk_path(ref.stored_sha256);
-    auto bytes = read_file(p, chunk_stored_size_max);
-    if (!bytes) {
-        if (bytes.err().code() == errc::not_found) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
             return error::format(errc::not_found, 0,
                                  "chunk {} is missing from the store (run shoal image verify)", p);
         }
-        return bytes.err();
+        return error::format(errc::io, errno, "opening {}", p);
     }
-    if (bytes->size() != ref.stored_size) {
-        return error::format(bytes->size() < ref.stored_size ? errc::truncated : errc::corrupt, 0,
+    // Into the caller's buffer (its capacity is kept from chunk to chunk), one byte more
+    // than the manifest says, so that a longer file is noticed.
+    out.resize(static_cast<std::size_t>(ref.stored_size) + 1);
+    std::size_t got = 0;
+    status st = ok();
+    while (got < out.size()) {
+        const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            st = error::format(errc::io, errno, "reading {}", p);
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    SHOAL_RETURN_IF_ERROR(st);
+    if (got != ref.stored_size) {
+        return error::format(got < ref.stored_size ? errc::truncated : errc::corrupt, 0,
                              "chunk {}: {} bytes, the manifest says {}; the store is damaged", p,
-                             bytes->size(), ref.stored_size);
+                             got > ref.stored_size ? "more" : std::to_string(got), ref.stored_size);
     }
-    if (sha256_of(*bytes) != ref.stored_sha256) {
+    out.resize(got);
+    if (sha256_of(out) != ref.stored_sha256) {
         return error::format(errc::corrupt, 0,
                              "chunk {}: SHA-256 does not match its name; the store is damaged", p);
     }
-    out = std::move(*bytes);
     return ok();
 }
 
