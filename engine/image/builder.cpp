@@ -30,7 +30,8 @@ image_builder::~image_builder() = default;
 const manifest& image_builder::current() const noexcept { return _s->m; }
 
 result<std::unique_ptr<image_builder>> image_builder::create(chunk_store& store, std::string name,
-                                                             image_kind kind, build_options options) {
+                                                             image_kind kind,
+                                                             build_options options) {
     SHOAL_RETURN_IF_ERROR(check_image_name(name));
     if (options.chunk_size_bytes < (64u << 10) || options.chunk_size_bytes > chunk_raw_size_max) {
         return error::format(errc::invalid_argument, 0, "chunk size {} outside 64 KiB..{}",
@@ -89,7 +90,8 @@ status image_builder::add_region(std::uint32_t partition_number, std::uint64_t o
          offset_bytes < d.regions.back().offset_bytes + d.regions.back().size_bytes)) {
         return error::format(errc::invalid_argument, 0,
                              "disk {}: region at {} of {} bytes lies outside the disk or overlaps "
-                             "the previous one", d.index, offset_bytes, r.size_bytes);
+                             "the previous one",
+                             d.index, offset_bytes, r.size_bytes);
     }
     const std::uint64_t total = r.used_bytes();
     const std::uint32_t chunk_size = _s->options.chunk_size_bytes;
@@ -190,7 +192,8 @@ status image_builder::add_region(std::uint32_t partition_number, std::uint64_t o
         if (_s->options.on_progress) {
             _s->options.on_progress(_s->done_bytes + progress_bytes);
         }
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, total - read_total));
+        const std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, total - read_total));
         auto& buf = buffers[b];
         buf.resize(want);
         std::size_t have = 0;
@@ -201,9 +204,10 @@ status image_builder::add_region(std::uint32_t partition_number, std::uint64_t o
                 break;
             }
             if (*n == 0) {
-                st = error::format(errc::truncated, 0,
-                                   "disk {}: region at {}: the source ended after {} of {} used bytes",
-                                   d.index, offset_bytes, read_total + have, total);
+                st = error::format(
+                    errc::truncated, 0,
+                    "disk {}: region at {}: the source ended after {} of {} used bytes", d.index,
+                    offset_bytes, read_total + have, total);
                 break;
             }
             have += *n;
@@ -229,7 +233,8 @@ status image_builder::add_region(std::uint32_t partition_number, std::uint64_t o
         } else if (*n != 0) {
             st = error::format(errc::malformed, 0,
                                "disk {}: region at {}: the source has more than the {} used bytes "
-                               "its map declares", d.index, offset_bytes, total);
+                               "its map declares",
+                               d.index, offset_bytes, total);
         }
     }
     {

@@ -31,7 +31,7 @@ inline constexpr int zstd_level_default = 3;
 struct build_options {
     std::uint32_t chunk_size_bytes = chunk_size_default;  // 64 KiB..chunk_raw_size_max
     int zstd_level = zstd_level_default;
-    unsigned threads = 0;                                 // 0: every core
+    unsigned threads = 0;  // 0: every core
     std::string description;
     // Called from the building thread after each chunk is stored with the used bytes done
     // in this build so far (for progress output).

@@ -40,7 +40,7 @@ struct pending_regrow {
 }  // namespace
 
 result<std::uint64_t> disk_size_of(int fd, const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd, &st) != 0) {
         return error::format(errc::io, errno, "stat of {}", path);
     }
@@ -54,15 +54,18 @@ result<std::uint64_t> disk_size_of(int fd, const std::string& path) {
     if (S_ISREG(st.st_mode)) {
         return static_cast<std::uint64_t>(st.st_size);
     }
-    return error::format(errc::invalid_argument, 0, "{} is neither a block device nor a file", path);
+    return error::format(errc::invalid_argument, 0, "{} is neither a block device nor a file",
+                         path);
 }
 
-result<manifest> capture_image(chunk_store& store, const std::string& name, const capture_options& options) {
+result<manifest> capture_image(chunk_store& store, const std::string& name,
+                               const capture_options& options) {
     if (options.disks.empty()) {
         return error(errc::invalid_argument, "no disk to capture (--disk)");
     }
     if (options.kind != image_kind::multi_partition_all_disks && options.disks.size() > 1) {
-        return error::format(errc::invalid_argument, 0, "a {} image holds one disk; use all-disks for {}",
+        return error::format(errc::invalid_argument, 0,
+                             "a {} image holds one disk; use all-disks for {}",
                              kind_name(options.kind), options.disks.size());
     }
     // The total to expect, for progress: the used maps as they are now (a shrink moves
@@ -72,20 +75,21 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
         for (const std::string& path : options.disks) {
             fd_guard f;
             f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            auto size = f.fd >= 0 ? disk_size_of(f.fd, path) : result<std::uint64_t>(error(errc::io, ""));
+            auto size =
+                f.fd >= 0 ? disk_size_of(f.fd, path) : result<std::uint64_t>(error(errc::io, ""));
             if (!size) {
                 break;  // the capture itself reports it
             }
             auto t = options.kind == image_kind::raw ? result<partition_table>(partition_table{})
                                                      : read_partition_table(f.fd, path);
-            if (!t || t->kind == table_kind::none) {
+            if (!t || t->entries.empty()) {
                 expected_total += *size;
                 continue;
             }
             for (const auto& e : t->entries) {
                 if (e.container || (!options.partitions.empty() &&
-                                    std::find(options.partitions.begin(), options.partitions.end(), e.number) ==
-                                        options.partitions.end())) {
+                                    std::find(options.partitions.begin(), options.partitions.end(),
+                                              e.number) == options.partitions.end())) {
                     continue;
                 }
                 if (auto map = read_used_map(f.fd, path, e.start_bytes, e.size_bytes); map) {
@@ -113,13 +117,15 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
         ++index;
         fd_guard disk;
         // O_EXCL on a block device fails while it or one of its partitions is mounted.
-        struct stat sst{};
+        struct stat sst {};
         const bool is_block = ::stat(path.c_str(), &sst) == 0 && S_ISBLK(sst.st_mode);
         disk.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (is_block ? O_EXCL : 0));
         if (disk.fd < 0) {
             const int e = errno;
-            st = e == EBUSY ? error::format(errc::io, e, "{} is in use (mounted?): unmount it first", path)
-                            : error::format(e == ENOENT ? errc::not_found : errc::io, e, "opening {}", path);
+            st = e == EBUSY
+                     ? error::format(errc::io, e, "{} is in use (mounted?): unmount it first", path)
+                     : error::format(e == ENOENT ? errc::not_found : errc::io, e, "opening {}",
+                                     path);
             break;
         }
         auto size = disk_size_of(disk.fd, path);
@@ -135,6 +141,11 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
                 break;
             }
             table = std::move(*t);
+            if (table.entries.empty()) {
+                // A filesystem on the whole disk: an NTFS or FAT boot sector carries the
+                // 0x55AA signature libfdisk takes for an empty MBR.
+                table = partition_table{};
+            }
         }
         if (auto s = (*builder)->begin_disk(index, *size, table, path); !s) {
             st = s.err();
@@ -165,7 +176,10 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
             first_start = std::min(first_start, e.start_bytes);
         }
         if (first_start > 0) {
-            auto src = disk_source::create(disk.fd, path, 0, used_map{{fs_type::raw, first_start, first_start, first_start, 512, ""}, {{0, first_start}}});
+            auto src = disk_source::create(
+                disk.fd, path, 0,
+                used_map{{fs_type::raw, first_start, first_start, first_start, 512, ""},
+                         {{0, first_start}}});
             if (!src) {
                 st = src.err();
                 break;
@@ -181,7 +195,8 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
                 continue;
             }
             if (!options.partitions.empty() &&
-                std::find(options.partitions.begin(), options.partitions.end(), e.number) == options.partitions.end()) {
+                std::find(options.partitions.begin(), options.partitions.end(), e.number) ==
+                    options.partitions.end()) {
                 continue;
             }
             auto map = read_used_map(disk.fd, path, e.start_bytes, e.size_bytes);
@@ -191,8 +206,8 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
             }
             if (resizable && options.shrink && fs_can_resize(map->info.fs)) {
                 const std::uint64_t original_fs = map->info.fs_size_bytes;
-                log::info("{}: shrinking partition {} ({}) to its minimum for a resizable image", path,
-                          e.number, fs_name(map->info.fs));
+                log::info("{}: shrinking partition {} ({}) to its minimum for a resizable image",
+                          path, e.number, fs_name(map->info.fs));
                 auto shrunk = shrink_fs(path, map->info.fs, e.start_bytes, e.size_bytes);
                 if (!shrunk) {
                     st = shrunk.err();
@@ -206,14 +221,17 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
                 }
             }
             map->info.minimum_size_bytes = map->info.fs_size_bytes;
-            log::info("{}: partition {}: {} {}, {} of {} bytes used", path, e.number, fs_name(map->info.fs),
-                      map->info.label, [&] {
-                          std::uint64_t n = 0;
-                          for (const auto& x : map->extents) {
-                              n += x.size_bytes;
-                          }
-                          return n;
-                      }(), e.size_bytes);
+            log::info(
+                "{}: partition {}: {} {}, {} of {} bytes used", path, e.number,
+                fs_name(map->info.fs), map->info.label,
+                [&] {
+                    std::uint64_t n = 0;
+                    for (const auto& x : map->extents) {
+                        n += x.size_bytes;
+                    }
+                    return n;
+                }(),
+                e.size_bytes);
             auto src = disk_source::create(disk.fd, path, e.start_bytes, std::move(*map));
             if (!src) {
                 st = src.err();
@@ -231,8 +249,11 @@ result<manifest> capture_image(chunk_store& store, const std::string& name, cons
     // The source gets its filesystems' sizes back whatever happened.
     for (const auto& g : regrow) {
         if (auto s = resize_fs(g.path, g.fs, g.offset, g.partition_size, g.fs_size); !s) {
-            log::err("{}: growing the filesystem at {} back to {} bytes failed: {} — run resize2fs/ntfsresize "
-                     "on it by hand", g.path, g.offset, g.fs_size, s.err().describe());
+            log::err(
+                "{}: growing the filesystem at {} back to {} bytes failed: {} — run "
+                "resize2fs/ntfsresize "
+                "on it by hand",
+                g.path, g.offset, g.fs_size, s.err().describe());
             if (st) {
                 st = s.err();
             }

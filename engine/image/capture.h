@@ -16,9 +16,9 @@
 namespace shoal::image {
 
 struct capture_options {
-    std::vector<std::string> disks;           // d1, d2, … in this order
+    std::vector<std::string> disks;  // d1, d2, … in this order
     image_kind kind = image_kind::single_disk_resizable;
-    std::vector<std::uint32_t> partitions;    // multipart: only these (empty: all)
+    std::vector<std::uint32_t> partitions;  // multipart: only these (empty: all)
     // resizable: shrink each ext/NTFS filesystem on the source to its minimum first and
     // grow it back afterwards (FOG's way; the source must not be mounted). Without it the
     // minimum size is the filesystem's own size.
@@ -30,7 +30,8 @@ struct capture_options {
 
 // Captures into `name`. Errors name the disk/partition and what is wrong; nothing is
 // published on error (an earlier image of the name is kept).
-result<manifest> capture_image(chunk_store& store, const std::string& name, const capture_options& options);
+result<manifest> capture_image(chunk_store& store, const std::string& name,
+                               const capture_options& options);
 
 // The size of a disk or disk image file open at fd.
 result<std::uint64_t> disk_size_of(int fd, const std::string& path);

@@ -30,19 +30,22 @@ struct disk_source::state {
         std::uint32_t consumed = 0;
         bool pending = false;
     } slots[reads_in_flight_max];
-    unsigned head = 0;         // the slot read() takes bytes from
-    unsigned queued = 0;       // slots holding a piece (pending or filled)
+    unsigned head = 0;    // the slot read() takes bytes from
+    unsigned queued = 0;  // slots holding a piece (pending or filled)
     std::size_t next_extent = 0;
     std::uint64_t next_in_extent = 0;
     std::optional<error> failure;
 
-    std::byte* buffer(unsigned i) const { return buffers + static_cast<std::size_t>(i) * read_size_max; }
+    std::byte* buffer(unsigned i) const {
+        return buffers + static_cast<std::size_t>(i) * read_size_max;
+    }
 
     void submit(unsigned i) {
         slot& s = slots[i];
         io_uring_sqe* sqe = io_uring_get_sqe(&ring);
         SHOAL_ASSERT(sqe != nullptr);  // one entry per slot
-        io_uring_prep_read(sqe, fd, buffer(i) + s.filled, s.size - s.filled, base + s.offset + s.filled);
+        io_uring_prep_read(sqe, fd, buffer(i) + s.filled, s.size - s.filled,
+                           base + s.offset + s.filled);
         io_uring_sqe_set_data64(sqe, i);
         s.pending = true;
     }
@@ -55,7 +58,8 @@ struct disk_source::state {
             const unsigned i = (head + queued) % reads_in_flight_max;
             slot& s = slots[i];
             s.offset = e.offset_bytes + next_in_extent;
-            s.size = static_cast<std::uint32_t>(std::min<std::uint64_t>(read_size_max, e.size_bytes - next_in_extent));
+            s.size = static_cast<std::uint32_t>(
+                std::min<std::uint64_t>(read_size_max, e.size_bytes - next_in_extent));
             s.filled = 0;
             s.consumed = 0;
             next_in_extent += s.size;
@@ -93,12 +97,13 @@ struct disk_source::state {
                 continue;
             }
             if (res < 0) {
-                return error::format(errc::io, -res, "{}: reading {} bytes at {}", name, s.size - s.filled,
-                                     base + s.offset + s.filled);
+                return error::format(errc::io, -res, "{}: reading {} bytes at {}", name,
+                                     s.size - s.filled, base + s.offset + s.filled);
             }
             if (res == 0) {
-                return error::format(errc::truncated, 0, "{}: ends at {}, before the used block at {}",
-                                     name, base + s.offset + s.filled, base + s.offset);
+                return error::format(errc::truncated, 0,
+                                     "{}: ends at {}, before the used block at {}", name,
+                                     base + s.offset + s.filled, base + s.offset);
             }
             s.filled += static_cast<std::uint32_t>(res);
             if (s.filled < s.size) {
@@ -136,13 +141,15 @@ disk_source::~disk_source() {
 }
 
 result<std::unique_ptr<disk_source>> disk_source::create(int fd, std::string name,
-                                                         std::uint64_t base_offset_bytes, used_map map) {
+                                                         std::uint64_t base_offset_bytes,
+                                                         used_map map) {
     auto s = std::make_unique<state>();
     s->fd = fd;
     s->name = std::move(name);
     s->base = base_offset_bytes;
     s->map = std::move(map);
-    s->buffers = static_cast<std::byte*>(std::aligned_alloc(buffer_alignment, std::size_t{read_size_max} * reads_in_flight_max));
+    s->buffers = static_cast<std::byte*>(
+        std::aligned_alloc(buffer_alignment, std::size_t{read_size_max} * reads_in_flight_max));
     if (s->buffers == nullptr) {
         return error(errc::no_space, "out of memory for read buffers");
     }

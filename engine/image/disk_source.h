@@ -16,7 +16,8 @@ class disk_source final : public partition_source {
 public:
     // Reads from fd (which must stay open) at base_offset_bytes + each extent's offset.
     static result<std::unique_ptr<disk_source>> create(int fd, std::string name,
-                                                       std::uint64_t base_offset_bytes, used_map map);
+                                                       std::uint64_t base_offset_bytes,
+                                                       used_map map);
     ~disk_source() override;
     source_info describe() const override;
     std::span<const extent> extents() const override;

@@ -17,9 +17,9 @@
 #define HAVE_SYS_TYPES_H 1
 #define HAVE_STRING_H 1
 extern "C" {
-#include <ntfs-3g/types.h>
 #include <ntfs-3g/attrib.h>
 #include <ntfs-3g/device.h>
+#include <ntfs-3g/types.h>
 #include <ntfs-3g/volume.h>
 }
 // libntfs-3g defines these as macros.
@@ -50,7 +50,9 @@ int dev_close(ntfs_device* dev) {
 }
 s64 dev_seek(ntfs_device* dev, s64 offset, int whence) {
     window* w = win(dev);
-    const s64 base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? w->position : static_cast<s64>(w->size);
+    const s64 base = whence == SEEK_SET   ? 0
+                     : whence == SEEK_CUR ? w->position
+                                          : static_cast<s64>(w->size);
     w->position = base + offset;
     return w->position;
 }
@@ -64,7 +66,8 @@ s64 dev_pread(ntfs_device* dev, void* buf, s64 count, s64 offset) {
         return 0;
     }
     const s64 n = std::min<s64>(count, static_cast<s64>(w->size) - offset);
-    return ::pread(w->fd, buf, static_cast<std::size_t>(n), static_cast<off_t>(w->offset + static_cast<std::uint64_t>(offset)));
+    return ::pread(w->fd, buf, static_cast<std::size_t>(n),
+                   static_cast<off_t>(w->offset + static_cast<std::uint64_t>(offset)));
 }
 s64 dev_read(ntfs_device* dev, void* buf, s64 count) {
     const s64 n = dev_pread(dev, buf, count, win(dev)->position);
@@ -93,7 +96,7 @@ int dev_ioctl(ntfs_device*, unsigned long, void*) {
     return -1;
 }
 
-ntfs_device_operations window_ops = {dev_open, dev_close, dev_seek, dev_read, dev_write,
+ntfs_device_operations window_ops = {dev_open,  dev_close,  dev_seek, dev_read, dev_write,
                                      dev_pread, dev_pwrite, dev_sync, dev_stat, dev_ioctl};
 
 }  // namespace
@@ -106,29 +109,34 @@ result<used_map> read_ntfs_map(int fd, std::uint64_t offset_bytes, std::uint64_t
     if (dev == nullptr) {
         return error::format(errc::io, errno, "{}: libntfs-3g: out of memory", name);
     }
-    ntfs_volume* vol = ntfs_device_mount(dev, static_cast<ntfs_mount_flags>(NTFS_MNT_RDONLY | NTFS_MNT_IGNORE_HIBERFILE));
+    ntfs_volume* vol = ntfs_device_mount(
+        dev, static_cast<ntfs_mount_flags>(NTFS_MNT_RDONLY | NTFS_MNT_IGNORE_HIBERFILE));
     if (vol == nullptr) {
         const int e = errno;
         ntfs_device_free(dev);
         return error::format(errc::malformed, e,
                              "{}: libntfs-3g cannot open the NTFS volume (shut Windows down fully, "
-                             "without fast startup, or run chkdsk)", name);
+                             "without fast startup, or run chkdsk)",
+                             name);
     }
     const std::uint64_t cluster = vol->cluster_size;
     const std::uint64_t clusters = static_cast<std::uint64_t>(vol->nr_clusters);
     const std::uint64_t sector = vol->sector_size;
     std::vector<std::uint8_t> bitmap((clusters + 7) / 8);
-    const s64 got = ntfs_attr_pread(vol->lcnbmp_na, 0, static_cast<s64>(bitmap.size()), bitmap.data());
+    const s64 got =
+        ntfs_attr_pread(vol->lcnbmp_na, 0, static_cast<s64>(bitmap.size()), bitmap.data());
     const int e = errno;
     ntfs_umount(vol, FALSE);  // frees dev too
     if (got != static_cast<s64>(bitmap.size())) {
-        return error::format(errc::malformed, e, "{}: the NTFS $Bitmap is short ({} of {} bytes); run chkdsk",
-                             name, got, bitmap.size());
+        return error::format(errc::malformed, e,
+                             "{}: the NTFS $Bitmap is short ({} of {} bytes); run chkdsk", name,
+                             got, bitmap.size());
     }
     // The boot sector counts the volume's sectors; the backup boot sector is the sector
     // right after them (the partition's last sector, as mkntfs and ntfsresize lay it out).
     std::uint8_t boot[512];
-    if (::pread(fd, boot, sizeof boot, static_cast<off_t>(offset_bytes)) != static_cast<ssize_t>(sizeof boot)) {
+    if (::pread(fd, boot, sizeof boot, static_cast<off_t>(offset_bytes)) !=
+        static_cast<ssize_t>(sizeof boot)) {
         return error::format(errc::io, errno, "{}: reading the NTFS boot sector", name);
     }
     std::uint64_t total_sectors = 0;
@@ -142,13 +150,15 @@ result<used_map> read_ntfs_map(int fd, std::uint64_t offset_bytes, std::uint64_t
     const std::uint64_t volume_bytes = clusters * cluster;
     const std::uint64_t backup_at = total_sectors * sector;
     if (volume_bytes > size_bytes || backup_at < volume_bytes) {
-        return error::format(errc::malformed, 0, "{}: NTFS says {} bytes in {} sectors, the partition holds {}",
-                             name, volume_bytes, total_sectors, size_bytes);
+        return error::format(errc::malformed, 0,
+                             "{}: NTFS says {} bytes in {} sectors, the partition holds {}", name,
+                             volume_bytes, total_sectors, size_bytes);
     }
     m.info.fs_size_bytes = std::min(size_bytes, backup_at + sector);
     // A volume that fills its partition may keep its backup boot sector in the partition's
     // last sector instead (ntfsresize puts it there when growing); keep that one too.
-    const bool fills_partition = size_bytes >= backup_at + sector && size_bytes - backup_at <= 2 * cluster;
+    const bool fills_partition =
+        size_bytes >= backup_at + sector && size_bytes - backup_at <= 2 * cluster;
     if (fills_partition) {
         m.info.fs_size_bytes = size_bytes;
     }

@@ -65,7 +65,9 @@ public:
         }
         std::uint64_t v = 0;
         for (int i = 0; i < n; ++i) {
-            v |= static_cast<std::uint64_t>(std::to_integer<std::uint8_t>(_in[_pos + static_cast<std::size_t>(i)])) << (8 * i);
+            v |= static_cast<std::uint64_t>(
+                     std::to_integer<std::uint8_t>(_in[_pos + static_cast<std::size_t>(i)]))
+                 << (8 * i);
         }
         _pos += static_cast<std::size_t>(n);
         return v;
@@ -159,7 +161,8 @@ status check(const manifest& m, std::string_view what) {
         for (const raw_bytes& r : d.table.raw) {
             raw_total += r.bytes.size();
             if (r.offset_bytes > d.size_bytes || r.bytes.size() > d.size_bytes - r.offset_bytes) {
-                return bad(fmt::format("disk {}: table bytes at {} outside the disk", d.index, r.offset_bytes));
+                return bad(fmt::format("disk {}: table bytes at {} outside the disk", d.index,
+                                       r.offset_bytes));
             }
         }
         if (raw_total > table_bytes_max) {
@@ -169,7 +172,8 @@ status check(const manifest& m, std::string_view what) {
         for (const table_entry& e : d.table.entries) {
             if (e.start_bytes < previous_start || e.start_bytes > d.size_bytes ||
                 e.size_bytes > d.size_bytes - e.start_bytes) {
-                return bad(fmt::format("disk {}: partition {} outside the disk or out of order", d.index, e.number));
+                return bad(fmt::format("disk {}: partition {} outside the disk or out of order",
+                                       d.index, e.number));
             }
             previous_start = e.start_bytes;
             if (e.type.size() > text_size_max || e.uuid.size() > text_size_max ||
@@ -184,54 +188,66 @@ status check(const manifest& m, std::string_view what) {
         for (const region& r : d.regions) {
             if (r.offset_bytes < end_of_previous || r.offset_bytes > d.size_bytes ||
                 r.size_bytes > d.size_bytes - r.offset_bytes) {
-                return bad(fmt::format("disk {}: region at {} overlaps another or lies outside the disk",
-                           d.index, r.offset_bytes));
+                return bad(
+                    fmt::format("disk {}: region at {} overlaps another or lies outside the disk",
+                                d.index, r.offset_bytes));
             }
             end_of_previous = r.offset_bytes + r.size_bytes;
             if (r.fs_size_bytes > r.size_bytes || r.minimum_size_bytes > r.size_bytes) {
-                return bad(fmt::format("disk {}: region at {}: filesystem or minimum larger than the partition",
-                           d.index, r.offset_bytes));
+                return bad(fmt::format(
+                    "disk {}: region at {}: filesystem or minimum larger than the partition",
+                    d.index, r.offset_bytes));
             }
             if (r.label.size() > text_size_max) {
-                return bad(fmt::format("disk {}: region at {}: label too long", d.index, r.offset_bytes));
+                return bad(
+                    fmt::format("disk {}: region at {}: label too long", d.index, r.offset_bytes));
             }
             std::uint64_t end = 0;
             std::uint64_t used = 0;
             bool first = true;
             for (const extent& e : r.used) {
                 if (e.size_bytes == 0 || (!first && e.offset_bytes <= end) ||
-                    e.offset_bytes > r.fs_size_bytes || e.size_bytes > r.fs_size_bytes - e.offset_bytes) {
-                    return bad(fmt::format("disk {}: region at {}: extent at {} empty, out of order or outside "
-                               "the filesystem", d.index, r.offset_bytes, e.offset_bytes));
+                    e.offset_bytes > r.fs_size_bytes ||
+                    e.size_bytes > r.fs_size_bytes - e.offset_bytes) {
+                    return bad(fmt::format(
+                        "disk {}: region at {}: extent at {} empty, out of order or outside "
+                        "the filesystem",
+                        d.index, r.offset_bytes, e.offset_bytes));
                 }
                 first = false;
                 end = e.offset_bytes + e.size_bytes;
                 used += e.size_bytes;
             }
             if (r.minimum_size_bytes < end) {
-                return bad(fmt::format("disk {}: region at {}: minimum size {} below the last used byte {}",
-                           d.index, r.offset_bytes, r.minimum_size_bytes, end));
+                return bad(fmt::format(
+                    "disk {}: region at {}: minimum size {} below the last used byte {}", d.index,
+                    r.offset_bytes, r.minimum_size_bytes, end));
             }
             if (r.chunks.size() > chunk_count_max) {
-                return bad(fmt::format("disk {}: region at {}: {} chunks", d.index, r.offset_bytes, r.chunks.size()));
+                return bad(fmt::format("disk {}: region at {}: {} chunks", d.index, r.offset_bytes,
+                                       r.chunks.size()));
             }
-            if (!r.chunks.empty() && (r.chunk_size_bytes == 0 || r.chunk_size_bytes > chunk_raw_size_max)) {
-                return bad(fmt::format("disk {}: region at {}: chunk size {}", d.index, r.offset_bytes, r.chunk_size_bytes));
+            if (!r.chunks.empty() &&
+                (r.chunk_size_bytes == 0 || r.chunk_size_bytes > chunk_raw_size_max)) {
+                return bad(fmt::format("disk {}: region at {}: chunk size {}", d.index,
+                                       r.offset_bytes, r.chunk_size_bytes));
             }
             std::uint64_t chunked = 0;
             for (std::size_t i = 0; i < r.chunks.size(); ++i) {
                 const chunk_ref& c = r.chunks[i];
                 const bool last = i + 1 == r.chunks.size();
-                if (c.raw_size == 0 || c.stored_size == 0 || c.stored_size > chunk_stored_size_max ||
+                if (c.raw_size == 0 || c.stored_size == 0 ||
+                    c.stored_size > chunk_stored_size_max ||
                     (last ? c.raw_size > r.chunk_size_bytes : c.raw_size != r.chunk_size_bytes)) {
-                    return bad(fmt::format("disk {}: region at {}: chunk {} has sizes {}/{}", d.index,
-                               r.offset_bytes, i, c.raw_size, c.stored_size));
+                    return bad(fmt::format("disk {}: region at {}: chunk {} has sizes {}/{}",
+                                           d.index, r.offset_bytes, i, c.raw_size, c.stored_size));
                 }
                 chunked += c.raw_size;
             }
             if (chunked != used) {
-                return bad(fmt::format("disk {}: region at {}: chunks hold {} bytes, the used extents {}",
-                           d.index, r.offset_bytes, chunked, used));
+                return bad(
+                    fmt::format("disk {}: region at {}: chunks hold {} bytes, the used extents {}",
+                                d.index, r.offset_bytes, chunked, used));
             }
         }
     }
@@ -337,7 +353,8 @@ result<std::vector<std::byte>> encode_manifest(const manifest& m) {
     auto& out = w.out();
     const std::uint64_t body = out.size() - header_size;
     for (int i = 0; i < 8; ++i) {
-        out[16 + static_cast<std::size_t>(i)] = std::byte(static_cast<std::uint8_t>(body >> (8 * i)));
+        out[16 + static_cast<std::size_t>(i)] =
+            std::byte(static_cast<std::uint8_t>(body >> (8 * i)));
     }
     const sha256_digest sum = sha256_of(out);
     w.digest(sum);
@@ -345,7 +362,8 @@ result<std::vector<std::byte>> encode_manifest(const manifest& m) {
         return error::format(errc::invalid_argument, 0, "manifest of {} bytes is over the {} limit",
                              out.size(), manifest_size_max);
     }
-    return std::move(out);
+    std::vector<std::byte> bytes = std::move(out);  // out is the writer's buffer
+    return bytes;
 }
 
 result<manifest> decode_manifest(std::span<const std::byte> bytes, std::string_view what) {
@@ -354,7 +372,8 @@ result<manifest> decode_manifest(std::span<const std::byte> bytes, std::string_v
                              what, bytes.size());
     }
     if (std::memcmp(bytes.data(), magic, sizeof magic) != 0) {
-        return error::format(errc::malformed, 0, "{}: not a shoal image manifest (bad magic)", what);
+        return error::format(errc::malformed, 0, "{}: not a shoal image manifest (bad magic)",
+                             what);
     }
     reader h(bytes.subspan(8, header_size - 8));
     const std::uint32_t version = h.u32("version");
@@ -382,7 +401,8 @@ result<manifest> decode_manifest(std::span<const std::byte> bytes, std::string_v
     if (std::memcmp(sum.data(), bytes.data() + covered.size(), 32) != 0) {
         return error::format(errc::corrupt, 0,
                              "{}: checksum does not match: the file is damaged (capture the image "
-                             "again or restore the file from a storage node)", what);
+                             "again or restore the file from a storage node)",
+                             what);
     }
     reader r(bytes.subspan(header_size, body_size));
     manifest m;
@@ -470,8 +490,10 @@ result<manifest> decode_manifest(std::span<const std::byte> bytes, std::string_v
         }
     }
     if (r.failed()) {
-        return error::format(errc::malformed, 0, "{}: field '{}' at body byte {} is cut short or "
-                             "out of range", what, r.failed_field(), r.position());
+        return error::format(errc::malformed, 0,
+                             "{}: field '{}' at body byte {} is cut short or "
+                             "out of range",
+                             what, r.failed_field(), r.position());
     }
     if (r.remaining() != 0) {
         return error::format(errc::malformed, 0, "{}: {} unread bytes at the end of the body", what,
@@ -485,15 +507,17 @@ status check_image_name(std::string_view name) {
     if (name.empty() || name.size() > name_size_max || name[0] == '.' || name[0] == '-') {
         return error::format(errc::invalid_argument, 0,
                              "image name {:?}: use 1..{} letters, digits, '.', '_' or '-', not "
-                             "starting with '.' or '-'", name, name_size_max);
+                             "starting with '.' or '-'",
+                             name, name_size_max);
     }
     for (char c : name) {
-        const bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                         c == '.' || c == '_' || c == '-';
+        const bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!okc) {
             return error::format(errc::invalid_argument, 0,
                                  "image name {:?}: character {:?} not allowed (letters, digits, "
-                                 "'.', '_', '-')", name, c);
+                                 "'.', '_', '-')",
+                                 name, c);
         }
     }
     return ok();
@@ -560,8 +584,10 @@ result<sha256_digest> digest_from_hex(std::string_view hex) {
     }
     for (std::size_t i = 0; i < 64; ++i) {
         const char c = hex[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                               : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (v < 0) {
             return error::format(errc::invalid_argument, 0, "{:?} is not 64 hex digits", hex);
         }

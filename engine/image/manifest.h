@@ -31,22 +31,22 @@
 namespace shoal::image {
 
 inline constexpr std::uint32_t manifest_version = 1;
-inline constexpr std::size_t manifest_size_max = 1u << 30;          // refuse larger files
-inline constexpr std::uint32_t chunk_raw_size_max = 16u << 20;       // = wire::chunk_raw_size_max
+inline constexpr std::size_t manifest_size_max = 1u << 30;      // refuse larger files
+inline constexpr std::uint32_t chunk_raw_size_max = 16u << 20;  // = wire::chunk_raw_size_max
 inline constexpr std::uint32_t chunk_stored_size_max = (16u << 20) + (1u << 16);  // zstd bound
 inline constexpr std::uint32_t disk_count_max = 64;
-inline constexpr std::uint32_t partition_count_max = 256;            // per disk
-inline constexpr std::uint32_t extent_count_max = 64u << 20;         // per region
-inline constexpr std::uint32_t chunk_count_max = 64u << 20;          // per region
-inline constexpr std::size_t table_bytes_max = 4u << 20;             // raw table bytes per disk
-inline constexpr std::size_t name_size_max = 100;                    // image names
-inline constexpr std::size_t text_size_max = 4096;                   // other strings
+inline constexpr std::uint32_t partition_count_max = 256;     // per disk
+inline constexpr std::uint32_t extent_count_max = 64u << 20;  // per region
+inline constexpr std::uint32_t chunk_count_max = 64u << 20;   // per region
+inline constexpr std::size_t table_bytes_max = 4u << 20;      // raw table bytes per disk
+inline constexpr std::size_t name_size_max = 100;             // image names
+inline constexpr std::size_t text_size_max = 4096;            // other strings
 
 using sha256_digest = std::array<std::uint8_t, 32>;
 
 // How FOG users name image types.
 enum class image_kind : std::uint8_t {
-    single_disk_resizable = 1,  // one disk; partitions shrink/grow to the target disk
+    single_disk_resizable = 1,        // one disk; partitions shrink/grow to the target disk
     multi_partition_single_disk = 2,  // one disk, layout restored as captured
     multi_partition_all_disks = 3,    // every disk, layout restored as captured
     raw = 4,                          // every byte of one disk, no filesystem knowledge
@@ -93,7 +93,7 @@ struct raw_bytes {
 
 // One partition as the table describes it (parsed through libfdisk).
 struct table_entry {
-    std::uint32_t number = 0;      // as the OS names it: 1 for sda1; MBR logicals from 5
+    std::uint32_t number = 0;  // as the OS names it: 1 for sda1; MBR logicals from 5
     std::uint64_t start_bytes = 0;
     std::uint64_t size_bytes = 0;
     std::string type;              // MBR: "83" (hex code); GPT: type GUID, upper case
@@ -107,38 +107,38 @@ struct table_entry {
 
 struct partition_table {
     table_kind kind = table_kind::none;
-    std::string id;                      // MBR disk id "0x1234abcd", GPT disk GUID
+    std::string id;  // MBR disk id "0x1234abcd", GPT disk GUID
     std::uint32_t sector_size_bytes = 512;
-    std::vector<raw_bytes> raw;          // as read; restored as-is when the layout is kept
-    std::vector<table_entry> entries;    // sorted by start_bytes
+    std::vector<raw_bytes> raw;        // as read; restored as-is when the layout is kept
+    std::vector<table_entry> entries;  // sorted by start_bytes
     friend bool operator==(const partition_table&, const partition_table&) = default;
 };
 
 // What a region of a disk holds: the unit that is captured, restored and resized.
 struct region {
-    std::uint32_t partition_number = 0;   // table_entry::number; 0 = not a partition (the
-                                          // disk head before the first one, or a raw disk)
-    std::uint64_t offset_bytes = 0;       // where it started on the captured disk
-    std::uint64_t size_bytes = 0;         // original size (of the partition)
-    std::uint64_t fs_size_bytes = 0;      // the filesystem's size in the image (<= size)
-    std::uint64_t minimum_size_bytes = 0; // smallest partition this region restores into
+    std::uint32_t partition_number = 0;    // table_entry::number; 0 = not a partition (the
+                                           // disk head before the first one, or a raw disk)
+    std::uint64_t offset_bytes = 0;        // where it started on the captured disk
+    std::uint64_t size_bytes = 0;          // original size (of the partition)
+    std::uint64_t fs_size_bytes = 0;       // the filesystem's size in the image (<= size)
+    std::uint64_t minimum_size_bytes = 0;  // smallest partition this region restores into
     fs_type fs = fs_type::raw;
-    std::uint32_t block_size_bytes = 0;   // allocation unit the used map was read in
-    std::string label;                    // filesystem label/UUID etc., for people
-    std::vector<extent> used;             // inside [0, fs_size_bytes)
-    std::uint32_t chunk_size_bytes = 0;   // every chunk but the last has this raw size
-    std::vector<chunk_ref> chunks;        // cover the used stream, in order
+    std::uint32_t block_size_bytes = 0;  // allocation unit the used map was read in
+    std::string label;                   // filesystem label/UUID etc., for people
+    std::vector<extent> used;            // inside [0, fs_size_bytes)
+    std::uint32_t chunk_size_bytes = 0;  // every chunk but the last has this raw size
+    std::vector<chunk_ref> chunks;       // cover the used stream, in order
     friend bool operator==(const region&, const region&) = default;
 
     std::uint64_t used_bytes() const noexcept;  // sum of used extents' sizes
 };
 
 struct disk {
-    std::uint32_t index = 1;              // 1-based, as FOG's d1, d2
-    std::uint64_t size_bytes = 0;         // of the captured disk
-    std::string source;                   // what it was captured from, e.g. "/dev/sda"
+    std::uint32_t index = 1;       // 1-based, as FOG's d1, d2
+    std::uint64_t size_bytes = 0;  // of the captured disk
+    std::string source;            // what it was captured from, e.g. "/dev/sda"
     partition_table table;
-    std::vector<region> regions;          // sorted by offset_bytes, not overlapping
+    std::vector<region> regions;  // sorted by offset_bytes, not overlapping
     friend bool operator==(const disk&, const disk&) = default;
 };
 
@@ -146,8 +146,8 @@ struct manifest {
     std::string name;
     image_kind kind = image_kind::multi_partition_single_disk;
     std::uint64_t created_unix_s = 0;
-    std::string description;              // free text: host, who captured, imported from
-    std::vector<disk> disks;              // sorted by index
+    std::string description;  // free text: host, who captured, imported from
+    std::vector<disk> disks;  // sorted by index
     friend bool operator==(const manifest&, const manifest&) = default;
 
     std::uint64_t used_bytes() const noexcept;    // of every region
@@ -162,14 +162,15 @@ result<std::vector<std::byte>> encode_manifest(const manifest& m);
 // coalesced extents inside the region, chunk sizes adding up to the used bytes, regions
 // inside the disk and not overlapping. Errors (truncated, corrupt, malformed, version)
 // say what is wrong and where; `what` (e.g. the file name) starts the message.
-result<manifest> decode_manifest(std::span<const std::byte> bytes, std::string_view what = "manifest");
+result<manifest> decode_manifest(std::span<const std::byte> bytes,
+                                 std::string_view what = "manifest");
 
 // Names: 1..name_size_max of [A-Za-z0-9._-], not starting with '.' or '-'.
 status check_image_name(std::string_view name);
 
-std::string_view kind_name(image_kind k) noexcept;   // "resizable", "multipart", "all-disks", "raw"
+std::string_view kind_name(image_kind k) noexcept;  // "resizable", "multipart", "all-disks", "raw"
 result<image_kind> parse_kind(std::string_view name);
-std::string_view fs_name(fs_type f) noexcept;        // "ext4", "ntfs", "fat32", "raw", ...
+std::string_view fs_name(fs_type f) noexcept;  // "ext4", "ntfs", "fat32", "raw", ...
 bool fs_is_fat(fs_type f) noexcept;
 bool fs_is_ext(fs_type f) noexcept;
 

@@ -13,10 +13,12 @@ extern char** environ;
 namespace shoal::image {
 
 namespace {
-constexpr std::size_t output_kept_max = 1u << 20;  // what a tool may print before we stop keeping it
+constexpr std::size_t output_kept_max = 1u
+                                        << 20;  // what a tool may print before we stop keeping it
 }
 
-result<std::string> run_program(const std::vector<std::string>& argv, std::string_view input, int ok_exit_max) {
+result<std::string> run_program(const std::vector<std::string>& argv, std::string_view input,
+                                int ok_exit_max) {
     int in_pipe[2];
     int out_pipe[2];
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -81,8 +83,13 @@ result<std::string> run_program(const std::vector<std::string>& argv, std::strin
 
 result<loop_device> loop_device::attach(const std::string& path, std::uint64_t offset_bytes,
                                         std::uint64_t size_bytes, bool read_only) {
-    std::vector<std::string> argv = {"losetup", "--find", "--show", "--offset", std::to_string(offset_bytes),
-                                     "--sizelimit", std::to_string(size_bytes)};
+    std::vector<std::string> argv = {"losetup",
+                                     "--find",
+                                     "--show",
+                                     "--offset",
+                                     std::to_string(offset_bytes),
+                                     "--sizelimit",
+                                     std::to_string(size_bytes)};
     if (read_only) {
         argv.push_back("--read-only");
     }
@@ -122,8 +129,9 @@ result<std::uint64_t> shrink_fs(const std::string& path, fs_type fs, std::uint64
         // resize2fs insists on a freshly checked filesystem; -y repairs what it can.
         auto fsck = run_program({"e2fsck", "-f", "-y", dev}, {}, 1);
         if (!fsck) {
-            return error::format(errc::malformed, 0, "e2fsck of {} found problems it could not fix: {}",
-                                 dev, fsck.err().context());
+            return error::format(errc::malformed, 0,
+                                 "e2fsck of {} found problems it could not fix: {}", dev,
+                                 fsck.err().context());
         }
         auto r = run_program({"resize2fs", "-M", dev});
         if (!r) {
@@ -136,7 +144,9 @@ result<std::uint64_t> shrink_fs(const std::string& path, fs_type fs, std::uint64
         }
         const std::uint64_t blocks = std::strtoull(r->c_str() + at + 7, nullptr, 10);
         const auto open = r->find('(', at);
-        const std::uint64_t unit = open == std::string::npos ? 4096 : std::strtoull(r->c_str() + open + 1, nullptr, 10) * 1024;
+        const std::uint64_t unit = open == std::string::npos
+                                       ? 4096
+                                       : std::strtoull(r->c_str() + open + 1, nullptr, 10) * 1024;
         return blocks * unit;
     }
     if (fs == fs_type::ntfs) {
@@ -144,14 +154,16 @@ result<std::uint64_t> shrink_fs(const std::string& path, fs_type fs, std::uint64
         if (!loop) {
             return loop.err();
         }
-        auto info = run_program({"ntfsresize", "--force", "--info", "--no-progress-bar", loop->path()});
+        auto info =
+            run_program({"ntfsresize", "--force", "--info", "--no-progress-bar", loop->path()});
         if (!info) {
             return info.err();
         }
         // "You might resize at 123456789 bytes or 124 MB (freeing ...)."
         const auto at = info->find("resize at ");
         if (at == std::string::npos) {
-            return error::format(errc::io, 0, "ntfsresize --info {}: no minimum size in its output", path);
+            return error::format(errc::io, 0, "ntfsresize --info {}: no minimum size in its output",
+                                 path);
         }
         std::uint64_t minimum = std::strtoull(info->c_str() + at + 10, nullptr, 10);
         // A little room above the bare minimum, as ntfsresize's estimate is tight, rounded to MiB.
@@ -160,7 +172,8 @@ result<std::uint64_t> shrink_fs(const std::string& path, fs_type fs, std::uint64
             return size_bytes;
         }
         auto r = run_program({"ntfsresize", "--force", "--force", "--no-progress-bar", "--size",
-                              std::to_string(minimum), loop->path()}, "y\n");
+                              std::to_string(minimum), loop->path()},
+                             "y\n");
         if (!r) {
             return r.err();
         }

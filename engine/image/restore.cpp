@@ -28,7 +28,7 @@ namespace shoal::image {
 namespace {
 
 constexpr std::size_t direct_alignment = 4096;
-constexpr unsigned ring_depth = 32;                 // writes of one chunk in flight
+constexpr unsigned ring_depth = 32;  // writes of one chunk in flight
 constexpr std::size_t problems_kept_max = 20;
 constexpr std::uint64_t mib = 1u << 20;
 
@@ -48,8 +48,8 @@ struct fd_pair {
 // Where each region goes on the target.
 struct region_plan {
     const region* r = nullptr;
-    std::uint64_t offset = 0;           // on the target
-    std::uint64_t partition_size = 0;   // on the target
+    std::uint64_t offset = 0;                        // on the target
+    std::uint64_t partition_size = 0;                // on the target
     std::vector<std::uint64_t> extent_stream_start;  // prefix sums of extent sizes
     std::vector<std::uint64_t> chunk_stream_start;
 };
@@ -59,7 +59,7 @@ struct disk_plan {
     std::string target;
     std::uint64_t target_size = 0;
     bool exact_table = true;
-    partition_table table;              // what is written
+    partition_table table;  // what is written
     std::vector<region_plan> regions;
 };
 
@@ -77,7 +77,8 @@ const region* region_of(const disk& d, std::uint32_t number) {
     return nullptr;
 }
 
-result<disk_plan> plan_disk(const manifest& m, const disk& d, const std::string& target, std::uint64_t target_size) {
+result<disk_plan> plan_disk(const manifest& m, const disk& d, const std::string& target,
+                            std::uint64_t target_size) {
     disk_plan p;
     p.d = &d;
     p.target = target;
@@ -86,10 +87,11 @@ result<disk_plan> plan_disk(const manifest& m, const disk& d, const std::string&
     const bool resizable = m.kind == image_kind::single_disk_resizable;
     const std::uint64_t need = minimum_disk_size(m, d);
     if (target_size < need) {
-        return error::format(errc::no_space, 0,
-                             "target {} holds {} bytes, the image's disk {} needs at least {} (use a larger "
-                             "disk{})", target, target_size, d.index, need,
-                             resizable ? "" : ", or capture a resizable image");
+        return error::format(
+            errc::no_space, 0,
+            "target {} holds {} bytes, the image's disk {} needs at least {} (use a larger "
+            "disk{})",
+            target, target_size, d.index, need, resizable ? "" : ", or capture a resizable image");
     }
     p.exact_table = target_size == d.size_bytes;
     if (d.table.kind != table_kind::none && !p.exact_table) {
@@ -103,8 +105,9 @@ result<disk_plan> plan_disk(const manifest& m, const disk& d, const std::string&
         }
         if (resizable && last != nullptr) {
             for (auto& e : p.table.entries) {
-                if (e.number == last->number || (e.container && e.start_bytes <= last->start_bytes &&
-                                                 e.start_bytes + e.size_bytes >= last->start_bytes + last->size_bytes)) {
+                if (e.number == last->number ||
+                    (e.container && e.start_bytes <= last->start_bytes &&
+                     e.start_bytes + e.size_bytes >= last->start_bytes + last->size_bytes)) {
                     e.size_bytes = 0;  // to the end of the usable area
                 }
             }
@@ -132,23 +135,26 @@ result<disk_plan> plan_disk(const manifest& m, const disk& d, const std::string&
     return p;
 }
 
-status open_target(const std::string& path, std::uint64_t new_size, fd_pair& fds, std::uint64_t& size) {
-    struct stat st{};
+status open_target(const std::string& path, std::uint64_t new_size, fd_pair& fds,
+                   std::uint64_t& size) {
+    struct stat st {};
     const bool exists = ::stat(path.c_str(), &st) == 0;
     if (exists && !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
-        return error::format(errc::invalid_argument, 0, "target {} is neither a block device nor a file", path);
+        return error::format(errc::invalid_argument, 0,
+                             "target {} is neither a block device nor a file", path);
     }
     const bool block = exists && S_ISBLK(st.st_mode);
     fds.buffered = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (block ? O_EXCL : O_CREAT), 0644);
     if (fds.buffered < 0) {
         const int e = errno;
-        return e == EBUSY ? error::format(errc::io, e, "target {} is in use (mounted?): unmount it first", path)
+        return e == EBUSY ? error::format(errc::io, e,
+                                          "target {} is in use (mounted?): unmount it first", path)
                           : error::format(errc::io, e, "opening target {}", path);
     }
     if (!block && (!exists || st.st_size == 0)) {
         if (ftruncate(fds.buffered, static_cast<off_t>(new_size)) != 0) {
-            return error::format(errno == ENOSPC || errno == EFBIG ? errc::no_space : errc::io, errno,
-                                 "making target file {} of {} bytes", path, new_size);
+            return error::format(errno == ENOSPC || errno == EFBIG ? errc::no_space : errc::io,
+                                 errno, "making target file {} of {} bytes", path, new_size);
         }
     }
     auto s = disk_size_of(fds.buffered, path);
@@ -160,16 +166,19 @@ status open_target(const std::string& path, std::uint64_t new_size, fd_pair& fds
     return ok();
 }
 
-status pwrite_all(int fd, const void* data, std::size_t size, std::uint64_t offset, const std::string& name) {
+status pwrite_all(int fd, const void* data, std::size_t size, std::uint64_t offset,
+                  const std::string& name) {
     std::size_t done = 0;
     while (done < size) {
-        const ssize_t n = ::pwrite(fd, static_cast<const char*>(data) + done, size - done, static_cast<off_t>(offset + done));
+        const ssize_t n = ::pwrite(fd, static_cast<const char*>(data) + done, size - done,
+                                   static_cast<off_t>(offset + done));
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
-            return error::format(n < 0 && errno == ENOSPC ? errc::no_space : errc::io, n < 0 ? errno : ENOSPC,
-                                 "writing {} bytes at {} of {}", size - done, offset + done, name);
+            return error::format(n < 0 && errno == ENOSPC ? errc::no_space : errc::io,
+                                 n < 0 ? errno : ENOSPC, "writing {} bytes at {} of {}",
+                                 size - done, offset + done, name);
         }
         done += static_cast<std::size_t>(n);
     }
@@ -214,8 +223,13 @@ class chunk_writer {
 public:
     chunk_writer(const chunk_store& store, const fd_pair& fds, std::string target, bool resume,
                  std::atomic<std::uint64_t>& done, restore_summary& summary, std::mutex& summary_mu)
-        : _store(store), _fds(fds), _target(std::move(target)), _resume(resume), _done(done),
-          _summary(summary), _summary_mu(summary_mu) {}
+        : _store(store),
+          _fds(fds),
+          _target(std::move(target)),
+          _resume(resume),
+          _done(done),
+          _summary(summary),
+          _summary_mu(summary_mu) {}
 
     status run(const std::vector<chunk_job>& jobs, unsigned threads,
                const std::function<void()>& progress) {
@@ -280,7 +294,8 @@ private:
         std::vector<piece> pieces;
         status init() {
             raw = static_cast<std::byte*>(std::aligned_alloc(direct_alignment, chunk_raw_size_max));
-            ondisk = static_cast<std::byte*>(std::aligned_alloc(direct_alignment, chunk_raw_size_max));
+            ondisk =
+                static_cast<std::byte*>(std::aligned_alloc(direct_alignment, chunk_raw_size_max));
             dctx = ZSTD_createDCtx();
             if (raw == nullptr || ondisk == nullptr || dctx == nullptr) {
                 return error(errc::no_space, "out of memory for restore buffers");
@@ -311,11 +326,13 @@ private:
             const std::byte* data = w.raw + p.raw_offset + done[i];
             const std::uint64_t off = p.target_offset + done[i];
             const std::size_t n = p.size - done[i];
-            const bool aligned = _fds.direct >= 0 && off % direct_alignment == 0 && n % direct_alignment == 0 &&
+            const bool aligned = _fds.direct >= 0 && off % direct_alignment == 0 &&
+                                 n % direct_alignment == 0 &&
                                  reinterpret_cast<std::uintptr_t>(data) % direct_alignment == 0;
             io_uring_sqe* sqe = io_uring_get_sqe(&w.ring);
             SHOAL_ASSERT(sqe != nullptr);
-            io_uring_prep_write(sqe, aligned ? _fds.direct : _fds.buffered, data, static_cast<unsigned>(n), off);
+            io_uring_prep_write(sqe, aligned ? _fds.direct : _fds.buffered, data,
+                                static_cast<unsigned>(n), off);
             io_uring_sqe_set_data64(sqe, i);
             ++in_flight;
         };
@@ -352,8 +369,9 @@ private:
                     --in_flight;
                 }
                 const int e = res < 0 ? -res : ENOSPC;
-                return error::format(e == ENOSPC ? errc::no_space : errc::io, e, "writing {} bytes at {} of {}",
-                                     w.pieces[i].size, w.pieces[i].target_offset, _target);
+                return error::format(e == ENOSPC ? errc::no_space : errc::io, e,
+                                     "writing {} bytes at {} of {}", w.pieces[i].size,
+                                     w.pieces[i].target_offset, _target);
             }
             done[i] += static_cast<std::size_t>(res);
             if (done[i] < w.pieces[i].size) {
@@ -369,8 +387,8 @@ private:
         for (const piece& p : w.pieces) {
             std::size_t got = 0;
             while (got < p.size) {
-                const ssize_t n = ::pread(_fds.buffered, w.ondisk + p.raw_offset + got, p.size - got,
-                                          static_cast<off_t>(p.target_offset + got));
+                const ssize_t n = ::pread(_fds.buffered, w.ondisk + p.raw_offset + got,
+                                          p.size - got, static_cast<off_t>(p.target_offset + got));
                 if (n <= 0) {
                     return false;
                 }
@@ -392,14 +410,17 @@ private:
             return ok();
         }
         SHOAL_RETURN_IF_ERROR(_store.read_chunk(c, w.frame));  // stored SHA-256 checked here
-        const std::size_t n = ZSTD_decompressDCtx(w.dctx, w.raw, chunk_raw_size_max, w.frame.data(), w.frame.size());
+        const std::size_t n =
+            ZSTD_decompressDCtx(w.dctx, w.raw, chunk_raw_size_max, w.frame.data(), w.frame.size());
         if (ZSTD_isError(n) || n != c.raw_size) {
-            return error::format(errc::corrupt, 0, "chunk {}: does not decompress to its {} bytes ({})",
+            return error::format(errc::corrupt, 0,
+                                 "chunk {}: does not decompress to its {} bytes ({})",
                                  _store.chunk_path(c.stored_sha256), c.raw_size,
                                  ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
         }
         if (sha256_of({w.raw, n}) != c.raw_sha256) {
-            return error::format(errc::corrupt, 0, "chunk {}: decompressed bytes do not match their SHA-256",
+            return error::format(errc::corrupt, 0,
+                                 "chunk {}: decompressed bytes do not match their SHA-256",
                                  _store.chunk_path(c.stored_sha256));
         }
         SHOAL_RETURN_IF_ERROR(write_pieces(w));
@@ -423,7 +444,8 @@ private:
 // does not finish shows no partitions.
 status invalidate_table(int fd, std::uint64_t size, const std::string& name) {
     std::vector<std::byte> zero(4096, std::byte{0});
-    SHOAL_RETURN_IF_ERROR(pwrite_all(fd, zero.data(), std::min<std::uint64_t>(zero.size(), size), 0, name));
+    SHOAL_RETURN_IF_ERROR(
+        pwrite_all(fd, zero.data(), std::min<std::uint64_t>(zero.size(), size), 0, name));
     if (size >= 8192) {
         SHOAL_RETURN_IF_ERROR(pwrite_all(fd, zero.data(), 4096, size - 4096, name));
     }
@@ -436,7 +458,9 @@ std::uint64_t minimum_disk_size(const manifest& m, const disk& d) {
     if (d.table.kind == table_kind::none) {
         std::uint64_t need = 0;
         for (const auto& r : d.regions) {
-            need = std::max(need, r.offset_bytes + (m.kind == image_kind::raw ? r.size_bytes : r.minimum_size_bytes));
+            need = std::max(
+                need,
+                r.offset_bytes + (m.kind == image_kind::raw ? r.size_bytes : r.minimum_size_bytes));
         }
         return need;
     }
@@ -470,23 +494,28 @@ std::uint64_t minimum_disk_size(const manifest& m, const disk& d) {
     return need + gpt_reserve(d.table);
 }
 
-result<restore_summary> restore_image(const chunk_store& store, const manifest& m, const restore_options& options) {
+result<restore_summary> restore_image(const chunk_store& store, const manifest& m,
+                                      const restore_options& options) {
     if (options.targets.size() != m.disks.size()) {
-        return error::format(errc::invalid_argument, 0, "image {} has {} disk(s), {} target(s) given", m.name,
-                             m.disks.size(), options.targets.size());
+        return error::format(errc::invalid_argument, 0,
+                             "image {} has {} disk(s), {} target(s) given", m.name, m.disks.size(),
+                             options.targets.size());
     }
     // Every chunk must be in the store before a byte is written.
     for (const auto& d : m.disks) {
         for (const auto& r : d.regions) {
             for (const auto& c : r.chunks) {
                 if (!store.has_chunk(c.stored_sha256)) {
-                    return error::format(errc::not_found, 0, "chunk {} missing from the store: nothing "
-                                         "written (shoal image verify {})", store.chunk_path(c.stored_sha256), m.name);
+                    return error::format(errc::not_found, 0,
+                                         "chunk {} missing from the store: nothing "
+                                         "written (shoal image verify {})",
+                                         store.chunk_path(c.stored_sha256), m.name);
                 }
             }
         }
     }
-    const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    const unsigned threads =
+        options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     restore_summary summary;
     std::mutex summary_mu;
     std::atomic<std::uint64_t> done{0};
@@ -503,7 +532,10 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
         const disk& d = m.disks[i];
         auto f = std::make_unique<fd_pair>();
         std::uint64_t size = 0;
-        SHOAL_RETURN_IF_ERROR(open_target(options.targets[i], options.new_file_size_bytes != 0 ? options.new_file_size_bytes : d.size_bytes, *f, size));
+        SHOAL_RETURN_IF_ERROR(open_target(
+            options.targets[i],
+            options.new_file_size_bytes != 0 ? options.new_file_size_bytes : d.size_bytes, *f,
+            size));
         auto p = plan_disk(m, d, options.targets[i], size);
         if (!p) {
             return p.err();
@@ -517,21 +549,25 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
         if (p.d->table.kind != table_kind::none && !options.resume) {
             SHOAL_RETURN_IF_ERROR(invalidate_table(f.buffered, p.target_size, p.target));
         }
-        // Partitions first, then the disk's head (which holds the old table's bytes), then the table.
+        // Partitions first, then the disk's head (which holds the old table's bytes), then the
+        // table.
         std::vector<chunk_job> body;
         std::vector<chunk_job> head;
         for (const auto& rp : p.regions) {
             for (std::size_t c = 0; c < rp.r->chunks.size(); ++c) {
-                (rp.r->partition_number == 0 && p.d->table.kind != table_kind::none ? head : body).push_back({&rp, c});
+                (rp.r->partition_number == 0 && p.d->table.kind != table_kind::none ? head : body)
+                    .push_back({&rp, c});
             }
         }
         chunk_writer w(store, f, p.target, options.resume, done, summary, summary_mu);
-        SHOAL_RETURN_IF_ERROR(w.run(body, threads, options.on_progress ? std::function<void()>(progress) : nullptr));
+        SHOAL_RETURN_IF_ERROR(
+            w.run(body, threads, options.on_progress ? std::function<void()>(progress) : nullptr));
         SHOAL_RETURN_IF_ERROR(w.run(head, threads, nullptr));
         if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
             return error::format(errc::io, errno, "flushing target {}", p.target);
         }
-        SHOAL_RETURN_IF_ERROR(write_partition_table(f.buffered, p.table, p.target_size, p.exact_table, p.target));
+        SHOAL_RETURN_IF_ERROR(
+            write_partition_table(f.buffered, p.table, p.target_size, p.exact_table, p.target));
         if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
             return error::format(errc::io, errno, "flushing target {}", p.target);
         }
@@ -543,7 +579,7 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
                 return t.err();
             }
             written = t->entries;
-            struct stat st{};
+            struct stat st {};
             if (fstat(f.buffered, &st) == 0 && S_ISBLK(st.st_mode)) {
                 ioctl(f.buffered, BLKRRPART);  // best effort: the kernel learns the new partitions
             }
@@ -565,8 +601,8 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
                 }
                 const std::uint64_t new_fs = part_size;
                 if (new_fs > r.fs_size_bytes + mib) {
-                    log::info("{}: growing partition {} ({}) from {} to {} bytes", p.target, r.partition_number,
-                              fs_name(r.fs), r.fs_size_bytes, new_fs);
+                    log::info("{}: growing partition {} ({}) from {} to {} bytes", p.target,
+                              r.partition_number, fs_name(r.fs), r.fs_size_bytes, new_fs);
                     SHOAL_RETURN_IF_ERROR(resize_fs(p.target, r.fs, part_start, part_size, new_fs));
                 }
             }
@@ -577,8 +613,9 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
     return summary;
 }
 
-result<verify_report> verify_image(const chunk_store& store, const manifest& m, unsigned threads,
-                                   const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
+result<verify_report> verify_image(
+    const chunk_store& store, const manifest& m, unsigned threads,
+    const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
     std::vector<const chunk_ref*> refs;
     for (const auto& d : m.disks) {
         for (const auto& r : d.regions) {
@@ -612,10 +649,14 @@ result<verify_report> verify_image(const chunk_store& store, const manifest& m, 
             if (auto st = store.read_chunk(c, frame); !st) {
                 problem(st.err().describe());
             } else {
-                const std::size_t n = ZSTD_decompressDCtx(dctx, raw.data(), raw.size(), frame.data(), frame.size());
-                if (ZSTD_isError(n) || n != c.raw_size || sha256_of({raw.data(), n}) != c.raw_sha256) {
-                    problem(fmt::format("chunk {}: its content does not decompress to the raw bytes the manifest names",
-                                        store.chunk_path(c.stored_sha256)));
+                const std::size_t n =
+                    ZSTD_decompressDCtx(dctx, raw.data(), raw.size(), frame.data(), frame.size());
+                if (ZSTD_isError(n) || n != c.raw_size ||
+                    sha256_of({raw.data(), n}) != c.raw_sha256) {
+                    problem(
+                        fmt::format("chunk {}: its content does not decompress to the raw bytes "
+                                    "the manifest names",
+                                    store.chunk_path(c.stored_sha256)));
                 }
             }
             done.fetch_add(c.raw_size);

@@ -25,9 +25,9 @@
 namespace shoal::image {
 
 struct restore_options {
-    std::vector<std::string> targets;   // one per disk of the image, in order
+    std::vector<std::string> targets;  // one per disk of the image, in order
     bool resume = false;
-    unsigned threads = 0;               // 0: every core
+    unsigned threads = 0;  // 0: every core
     // A target file that does not exist (or is empty) is made this size; 0: the captured size.
     std::uint64_t new_file_size_bytes = 0;
     // Called with the used bytes restored (written or found in place) so far, and the total.
@@ -35,8 +35,8 @@ struct restore_options {
 };
 
 struct restore_summary {
-    std::uint64_t written_bytes = 0;    // used bytes written
-    std::uint64_t skipped_bytes = 0;    // used bytes found already in place (resume)
+    std::uint64_t written_bytes = 0;  // used bytes written
+    std::uint64_t skipped_bytes = 0;  // used bytes found already in place (resume)
     std::uint64_t chunks_written = 0;
     std::uint64_t chunks_skipped = 0;
 };
@@ -47,14 +47,15 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
                                       const restore_options& options);
 
 struct verify_report {
-    std::uint64_t chunks = 0;                // chunk references checked
+    std::uint64_t chunks = 0;  // chunk references checked
     std::uint64_t bad_chunks = 0;
-    std::vector<std::string> problems;       // the first problems found, for people
+    std::vector<std::string> problems;  // the first problems found, for people
 };
 
 // Reads every chunk the image uses, checks its stored and raw SHA-256.
-result<verify_report> verify_image(const chunk_store& store, const manifest& m, unsigned threads,
-                                   const std::function<void(std::uint64_t, std::uint64_t)>& on_progress);
+result<verify_report> verify_image(
+    const chunk_store& store, const manifest& m, unsigned threads,
+    const std::function<void(std::uint64_t, std::uint64_t)>& on_progress);
 
 // The smallest disk the image's disk `index` restores onto (for messages and info).
 std::uint64_t minimum_disk_size(const manifest& m, const disk& d);

@@ -28,7 +28,8 @@ struct table_deleter {
     void operator()(fdisk_table* t) const { fdisk_unref_table(t); }
 };
 
-status pread_all(int fd, std::byte* out, std::size_t size, std::uint64_t offset, std::string_view name) {
+status pread_all(int fd, std::byte* out, std::size_t size, std::uint64_t offset,
+                 std::string_view name) {
     std::size_t done = 0;
     while (done < size) {
         const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
@@ -45,7 +46,8 @@ status pread_all(int fd, std::byte* out, std::size_t size, std::uint64_t offset,
 }
 
 // A memory file of disk_size bytes (sparse) holding `head` at 0: a disk libfdisk can read.
-result<int> memory_disk(std::span<const std::byte> head, std::uint64_t disk_size, std::string_view name) {
+result<int> memory_disk(std::span<const std::byte> head, std::uint64_t disk_size,
+                        std::string_view name) {
     const int fd = memfd_create("shoal-table", MFD_CLOEXEC);
     if (fd < 0) {
         return error::format(errc::io, errno, "{}: memfd_create", name);
@@ -55,7 +57,8 @@ result<int> memory_disk(std::span<const std::byte> head, std::uint64_t disk_size
         ::close(fd);
         return error::format(errc::io, e, "{}: sizing a memory disk of {} bytes", name, disk_size);
     }
-    if (!head.empty() && ::pwrite(fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
+    if (!head.empty() &&
+        ::pwrite(fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
         const int e = errno;
         ::close(fd);
         return error::format(errc::io, e, "{}: filling a memory disk", name);
@@ -70,7 +73,8 @@ std::string type_string(fdisk_parttype* t, bool gpt) {
     if (gpt) {
         const char* s = fdisk_parttype_get_string(t);
         std::string out = s != nullptr ? s : "";
-        std::transform(out.begin(), out.end(), out.begin(), [](char c) { return static_cast<char>(std::toupper(c)); });
+        std::transform(out.begin(), out.end(), out.begin(),
+                       [](char c) { return static_cast<char>(std::toupper(c)); });
         return out;
     }
     return fmt::format("{:x}", fdisk_parttype_get_code(t));
@@ -101,9 +105,10 @@ result<partition_table> read_partition_table(int fd, std::string_view name) {
         t.kind = table_kind::gpt;
     } else {
         fdisk_deassign_device(cxt.get(), 1);
-        return error::format(errc::unsupported, 0, "{}: partition table type {} is not supported "
-                             "(MBR and GPT are); capture it as a raw image", name,
-                             fdisk_label_get_name(lb));
+        return error::format(errc::unsupported, 0,
+                             "{}: partition table type {} is not supported "
+                             "(MBR and GPT are); capture it as a raw image",
+                             name, fdisk_label_get_name(lb));
     }
     const bool gpt = t.kind == table_kind::gpt;
     char* id = nullptr;
@@ -129,7 +134,9 @@ result<partition_table> read_partition_table(int fd, std::string_view name) {
             break;
         }
     }
-    std::sort(t.raw.begin(), t.raw.end(), [](const raw_bytes& a, const raw_bytes& b) { return a.offset_bytes < b.offset_bytes; });
+    std::sort(t.raw.begin(), t.raw.end(), [](const raw_bytes& a, const raw_bytes& b) {
+        return a.offset_bytes < b.offset_bytes;
+    });
     fdisk_table* tb_raw = nullptr;
     if (int rc = fdisk_get_partitions(cxt.get(), &tb_raw); rc != 0) {
         fdisk_deassign_device(cxt.get(), 1);
@@ -140,7 +147,8 @@ result<partition_table> read_partition_table(int fd, std::string_view name) {
     fdisk_partition* pa = nullptr;
     const std::uint64_t ss = t.sector_size_bytes;
     while (fdisk_table_next_partition(tb.get(), it, &pa) == 0) {
-        if (!fdisk_partition_has_partno(pa) || !fdisk_partition_has_start(pa) || !fdisk_partition_has_size(pa)) {
+        if (!fdisk_partition_has_partno(pa) || !fdisk_partition_has_start(pa) ||
+            !fdisk_partition_has_size(pa)) {
             continue;
         }
         table_entry e;
@@ -174,7 +182,8 @@ result<partition_table> read_partition_table(int fd, std::string_view name) {
 }
 
 result<partition_table> parse_partition_table(std::span<const std::byte> head,
-                                              std::uint64_t disk_size_bytes, std::string_view name) {
+                                              std::uint64_t disk_size_bytes,
+                                              std::string_view name) {
     auto fd = memory_disk(head, disk_size_bytes, name);
     if (!fd) {
         return fd.err();
@@ -201,10 +210,13 @@ result<partition_table> parse_sfdisk_dump(std::string_view script, std::uint64_t
         std::string text(script);
         FILE* f = fmemopen(text.data(), text.size(), "r");
         if (f == nullptr || fdisk_script_read_file(dp, f) != 0) {
-            st = error::format(errc::malformed, 0, "{}: not an sfdisk dump libfdisk can read", name);
+            st =
+                error::format(errc::malformed, 0, "{}: not an sfdisk dump libfdisk can read", name);
         } else if (int rc = fdisk_apply_script(cxt.get(), dp); rc != 0) {
-            st = error::format(errc::malformed, -rc, "{}: the partitions do not fit a disk of {} bytes "
-                               "or are inconsistent", name, disk_size_bytes);
+            st = error::format(errc::malformed, -rc,
+                               "{}: the partitions do not fit a disk of {} bytes "
+                               "or are inconsistent",
+                               name, disk_size_bytes);
         } else if (int rc2 = fdisk_write_disklabel(cxt.get()); rc2 != 0) {
             st = error::format(errc::io, -rc2, "{}: writing the table to a memory disk", name);
         }
@@ -214,7 +226,8 @@ result<partition_table> parse_sfdisk_dump(std::string_view script, std::uint64_t
         fdisk_unref_script(dp);
         fdisk_deassign_device(cxt.get(), 1);
     }
-    result<partition_table> t = st ? read_partition_table(*fd, name) : result<partition_table>(st.err());
+    result<partition_table> t =
+        st ? read_partition_table(*fd, name) : result<partition_table>(st.err());
     ::close(*fd);
     return t;
 }
@@ -227,8 +240,10 @@ status write_partition_table(int fd, const partition_table& table, std::uint64_t
     if (exact) {
         for (const raw_bytes& r : table.raw) {
             if (r.offset_bytes + r.bytes.size() > disk_size_bytes) {
-                return error::format(errc::no_space, 0, "{}: table bytes at {} lie past the end of "
-                                     "the disk ({} bytes)", name, r.offset_bytes, disk_size_bytes);
+                return error::format(errc::no_space, 0,
+                                     "{}: table bytes at {} lie past the end of "
+                                     "the disk ({} bytes)",
+                                     name, r.offset_bytes, disk_size_bytes);
             }
             std::size_t done = 0;
             while (done < r.bytes.size()) {

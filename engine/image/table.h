@@ -20,8 +20,7 @@ result<partition_table> read_partition_table(int fd, std::string_view name);
 // Parses a table from the first bytes of a disk (e.g. FOG's d1.mbr: the MBR, or the MBR
 // and the GPT's primary header and entries) on a disk of disk_size_bytes.
 result<partition_table> parse_partition_table(std::span<const std::byte> head,
-                                              std::uint64_t disk_size_bytes,
-                                              std::string_view name);
+                                              std::uint64_t disk_size_bytes, std::string_view name);
 
 // Parses an `sfdisk --dump` script (e.g. FOG's d1.partitions) for a disk of disk_size_bytes.
 // raw holds the table bytes libfdisk would write for it.

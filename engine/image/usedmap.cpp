@@ -24,19 +24,21 @@ struct probe_result {
     std::string uuid;
 };
 
-result<probe_result> probe(int fd, std::uint64_t offset, std::uint64_t size, const std::string& name) {
+result<probe_result> probe(int fd, std::uint64_t offset, std::uint64_t size,
+                           const std::string& name) {
     blkid_probe pr = blkid_new_probe();
     if (pr == nullptr) {
         return error(errc::io, "libblkid: out of memory");
     }
     probe_result out;
-    if (blkid_probe_set_device(pr, fd, static_cast<blkid_loff_t>(offset), static_cast<blkid_loff_t>(size)) != 0) {
+    if (blkid_probe_set_device(pr, fd, static_cast<blkid_loff_t>(offset),
+                               static_cast<blkid_loff_t>(size)) != 0) {
         blkid_free_probe(pr);
         return error::format(errc::io, errno, "{}: libblkid cannot probe it", name);
     }
     blkid_probe_enable_superblocks(pr, 1);
-    blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID |
-                                              BLKID_SUBLKS_VERSION);
+    blkid_probe_set_superblocks_flags(
+        pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID | BLKID_SUBLKS_VERSION);
     blkid_probe_enable_partitions(pr, 0);
     const int rc = blkid_do_safeprobe(pr);
     if (rc == 0) {
@@ -82,15 +84,18 @@ result<used_map> read_ext_map(const std::string& path, std::uint64_t offset, std
     errcode_t rc = ext2fs_open2(path.c_str(), io_options.c_str(), EXT2_FLAG_64BITS, 0, 0,
                                 unix_io_manager, &efs);
     if (rc != 0) {
-        return error::format(errc::malformed, 0, "{}: libext2fs cannot open the {} filesystem ({}); "
-                             "run e2fsck on it first", name, fs_name(fs), error_message(rc));
+        return error::format(errc::malformed, 0,
+                             "{}: libext2fs cannot open the {} filesystem ({}); "
+                             "run e2fsck on it first",
+                             name, fs_name(fs), error_message(rc));
     }
     auto close = [&] { ext2fs_close_free(&efs); };
     rc = ext2fs_read_block_bitmap(efs);
     if (rc != 0) {
         close();
-        return error::format(errc::malformed, 0, "{}: the block bitmap cannot be read ({}); run e2fsck",
-                             name, error_message(rc));
+        return error::format(errc::malformed, 0,
+                             "{}: the block bitmap cannot be read ({}); run e2fsck", name,
+                             error_message(rc));
     }
     const std::uint64_t bs = EXT2_BLOCK_SIZE(efs->super);
     const blk64_t first = efs->super->s_first_data_block;
@@ -102,8 +107,10 @@ result<used_map> read_ext_map(const std::string& path, std::uint64_t offset, std
     m.info.block_size_bytes = static_cast<std::uint32_t>(bs);
     if (m.info.fs_size_bytes > size) {
         close();
-        return error::format(errc::malformed, 0, "{}: the {} filesystem says {} bytes, the partition "
-                             "holds {}", name, fs_name(fs), m.info.fs_size_bytes, size);
+        return error::format(errc::malformed, 0,
+                             "{}: the {} filesystem says {} bytes, the partition "
+                             "holds {}",
+                             name, fs_name(fs), m.info.fs_size_bytes, size);
     }
     extent_builder b;
     // Before the first data block (the boot block of 1 KiB-block filesystems).
@@ -145,7 +152,9 @@ result<used_map> read_used_map(int fd, const std::string& path, std::uint64_t of
     }
     result<used_map> m = raw_map(size_bytes);
     if (p->type == "ext2" || p->type == "ext3" || p->type == "ext4") {
-        const fs_type fs = p->type == "ext2" ? fs_type::ext2 : p->type == "ext3" ? fs_type::ext3 : fs_type::ext4;
+        const fs_type fs = p->type == "ext2"   ? fs_type::ext2
+                           : p->type == "ext3" ? fs_type::ext3
+                                               : fs_type::ext4;
         m = read_ext_map(path, offset_bytes, size_bytes, fs, name);
     } else if (p->type == "ntfs") {
         m = read_ntfs_map(fd, offset_bytes, size_bytes, name);
@@ -198,7 +207,8 @@ result<used_map> read_fat_map(int fd, std::uint64_t offset_bytes, std::uint64_t 
     const std::uint32_t total = u16(19) != 0 ? u16(19) : u32(32);
     const std::uint32_t fat_sectors = u16(22) != 0 ? u16(22) : u32(36);
     auto bad = [&](std::string_view what) {
-        return error::format(errc::malformed, 0, "{}: FAT boot sector: {}; run fsck.vfat", name, what);
+        return error::format(errc::malformed, 0, "{}: FAT boot sector: {}; run fsck.vfat", name,
+                             what);
     };
     if (bps != 512 && bps != 1024 && bps != 2048 && bps != 4096) {
         return bad("bytes per sector not 512..4096");
@@ -209,13 +219,17 @@ result<used_map> read_fat_map(int fd, std::uint64_t offset_bytes, std::uint64_t 
     if (reserved == 0 || fats == 0 || fats > 4 || fat_sectors == 0) {
         return bad("no reserved sectors or no FAT");
     }
-    const std::uint64_t root_sectors = (static_cast<std::uint64_t>(root_entries) * 32 + bps - 1) / bps;
-    const std::uint64_t data_start = reserved + static_cast<std::uint64_t>(fats) * fat_sectors + root_sectors;
+    const std::uint64_t root_sectors =
+        (static_cast<std::uint64_t>(root_entries) * 32 + bps - 1) / bps;
+    const std::uint64_t data_start =
+        reserved + static_cast<std::uint64_t>(fats) * fat_sectors + root_sectors;
     if (data_start >= total || static_cast<std::uint64_t>(total) * bps > size_bytes) {
         return bad("its sizes do not fit the partition");
     }
     const std::uint64_t clusters = (total - data_start) / spc;
-    const fs_type fs = clusters < 4085 ? fs_type::fat12 : clusters < 65525 ? fs_type::fat16 : fs_type::fat32;
+    const fs_type fs = clusters < 4085    ? fs_type::fat12
+                       : clusters < 65525 ? fs_type::fat16
+                                          : fs_type::fat32;
     const std::uint64_t entry_bits = fs == fs_type::fat12 ? 12 : fs == fs_type::fat16 ? 16 : 32;
     const std::uint64_t fat_bytes = static_cast<std::uint64_t>(fat_sectors) * bps;
     if ((clusters + 2) * entry_bits > fat_bytes * 8) {
@@ -223,7 +237,8 @@ result<used_map> read_fat_map(int fd, std::uint64_t offset_bytes, std::uint64_t 
     }
     std::vector<std::uint8_t> fat(static_cast<std::size_t>((clusters + 2) * entry_bits / 8 + 2));
     fat.resize(std::min<std::size_t>(fat.size(), fat_bytes));
-    SHOAL_RETURN_IF_ERROR(pread_exact(fat.data(), fat.size(), static_cast<std::uint64_t>(reserved) * bps));
+    SHOAL_RETURN_IF_ERROR(
+        pread_exact(fat.data(), fat.size(), static_cast<std::uint64_t>(reserved) * bps));
     auto entry = [&](std::uint64_t n) -> std::uint32_t {
         if (fs == fs_type::fat12) {
             const std::size_t at = static_cast<std::size_t>(n + n / 2);
@@ -236,10 +251,13 @@ result<used_map> read_fat_map(int fd, std::uint64_t offset_bytes, std::uint64_t 
         }
         const std::size_t at = static_cast<std::size_t>(n * 4);
         return (fat[at] | static_cast<std::uint32_t>(fat[at + 1]) << 8 |
-                static_cast<std::uint32_t>(fat[at + 2]) << 16 | static_cast<std::uint32_t>(fat[at + 3]) << 24) &
+                static_cast<std::uint32_t>(fat[at + 2]) << 16 |
+                static_cast<std::uint32_t>(fat[at + 3]) << 24) &
                0x0FFFFFFF;
     };
-    const std::uint32_t bad_cluster = fs == fs_type::fat12 ? 0xFF7 : fs == fs_type::fat16 ? 0xFFF7 : 0x0FFFFFF7;
+    const std::uint32_t bad_cluster = fs == fs_type::fat12   ? 0xFF7
+                                      : fs == fs_type::fat16 ? 0xFFF7
+                                                             : 0x0FFFFFF7;
     used_map m;
     m.info.fs = fs;
     m.info.size_bytes = size_bytes;

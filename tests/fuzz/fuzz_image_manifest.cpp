@@ -23,7 +23,8 @@ int check_one(const std::uint8_t* data, std::size_t size) {
         std::uint64_t end_of_previous = 0;
         for (const region& r : d.regions) {
             FUZZ_CHECK(r.offset_bytes >= end_of_previous);
-            FUZZ_CHECK(r.offset_bytes <= d.size_bytes && r.size_bytes <= d.size_bytes - r.offset_bytes);
+            FUZZ_CHECK(r.offset_bytes <= d.size_bytes &&
+                       r.size_bytes <= d.size_bytes - r.offset_bytes);
             end_of_previous = r.offset_bytes + r.size_bytes;
             FUZZ_CHECK(r.fs_size_bytes <= r.size_bytes);
             std::uint64_t used = 0;

@@ -46,7 +46,9 @@ int fail(const error& e) {
     return 1;
 }
 
-result<progress_printer::mode> progress_mode(const image_options& o) { return progress_printer::parse_mode(o.progress); }
+result<progress_printer::mode> progress_mode(const image_options& o) {
+    return progress_printer::parse_mode(o.progress);
+}
 
 std::string when(std::uint64_t unix_s) {
     const std::time_t t = static_cast<std::time_t>(unix_s);
@@ -94,8 +96,10 @@ int run_capture(const image_options& o) {
     const double s = static_cast<double>(time::monotonic_ns() - start) / 1e9;
     printer.finish(m->used_bytes(), m->used_bytes());
     if (o.json) {
-        std::printf("%s\n", nlohmann::json({{"name", m->name}, {"used_bytes", m->used_bytes()},
-                                            {"stored_bytes", m->stored_bytes()}, {"seconds", s}})
+        std::printf("%s\n", nlohmann::json({{"name", m->name},
+                                            {"used_bytes", m->used_bytes()},
+                                            {"stored_bytes", m->stored_bytes()},
+                                            {"seconds", s}})
                                 .dump()
                                 .c_str());
     } else {
@@ -135,7 +139,8 @@ int restore_to(const image_options& o, std::vector<std::string> targets, std::ui
             }
         }
         if (!found) {
-            return fail(error::format(errc::not_found, 0, "image {} has no disk {}", o.name, o.disk_index));
+            return fail(
+                error::format(errc::not_found, 0, "image {} has no disk {}", o.name, o.disk_index));
         }
     }
     image::restore_options r;
@@ -154,14 +159,17 @@ int restore_to(const image_options& o, std::vector<std::string> targets, std::ui
     const double s = static_cast<double>(time::monotonic_ns() - start) / 1e9;
     printer.finish(view.used_bytes(), view.used_bytes());
     if (o.json) {
-        std::printf("%s\n", nlohmann::json({{"name", o.name}, {"written_bytes", sum->written_bytes},
+        std::printf("%s\n", nlohmann::json({{"name", o.name},
+                                            {"written_bytes", sum->written_bytes},
                                             {"skipped_bytes", sum->skipped_bytes},
                                             {"chunks_written", sum->chunks_written},
-                                            {"chunks_skipped", sum->chunks_skipped}, {"seconds", s}})
+                                            {"chunks_skipped", sum->chunks_skipped},
+                                            {"seconds", s}})
                                 .dump()
                                 .c_str());
     } else {
-        std::printf("%sd %s: %s written, %s already in place, %.1f s\n", verb, o.name.c_str(),
+        std::printf("%s %s: %s written, %s already in place, %.1f s\n",
+                    std::string_view(verb) == "export" ? "exported" : "restored", o.name.c_str(),
                     human_bytes(static_cast<double>(sum->written_bytes)).c_str(),
                     human_bytes(static_cast<double>(sum->skipped_bytes)).c_str(), s);
     }
@@ -179,9 +187,10 @@ int run_export(const image_options& o) {
         }
         size = *s;
     }
-    struct stat st{};
+    struct stat st {};
     if (::stat(o.output.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && !o.resume) {
-        return fail(error::format(errc::exists, 0, "{} exists: remove it first, or give --resume", o.output));
+        return fail(error::format(errc::exists, 0, "{} exists: remove it first, or give --resume",
+                                  o.output));
     }
     return restore_to(o, {o.output}, size, "export");
 }
@@ -212,8 +221,9 @@ int run_verify(const image_options& o) {
             continue;
         }
         progress_printer printer(*mode, "verify " + n);
-        auto rep = image::verify_image(**store, *m, o.threads,
-                                       [&](std::uint64_t d, std::uint64_t t) { printer.update(d, t); });
+        auto rep =
+            image::verify_image(**store, *m, o.threads,
+                                [&](std::uint64_t d, std::uint64_t t) { printer.update(d, t); });
         printer.finish(m->used_bytes(), m->used_bytes());
         if (!rep) {
             std::fprintf(stderr, "shoal image: %s\n", rep.err().describe().c_str());
@@ -224,12 +234,16 @@ int run_verify(const image_options& o) {
             std::fprintf(stderr, "shoal image: %s: %s\n", n.c_str(), p.c_str());
         }
         if (o.json) {
-            std::printf("%s\n", nlohmann::json({{"name", n}, {"chunks", rep->chunks}, {"bad_chunks", rep->bad_chunks}})
-                                    .dump()
-                                    .c_str());
+            std::printf("%s\n",
+                        nlohmann::json(
+                            {{"name", n}, {"chunks", rep->chunks}, {"bad_chunks", rep->bad_chunks}})
+                            .dump()
+                            .c_str());
         } else {
-            std::printf("%s: %llu chunks, %llu bad%s\n", n.c_str(), static_cast<unsigned long long>(rep->chunks),
-                        static_cast<unsigned long long>(rep->bad_chunks), rep->bad_chunks == 0 ? " — intact" : "");
+            std::printf("%s: %llu chunks, %llu bad%s\n", n.c_str(),
+                        static_cast<unsigned long long>(rep->chunks),
+                        static_cast<unsigned long long>(rep->bad_chunks),
+                        rep->bad_chunks == 0 ? " — intact" : "");
         }
         rc = rep->bad_chunks == 0 ? rc : 1;
     }
@@ -237,33 +251,47 @@ int run_verify(const image_options& o) {
 }
 
 nlohmann::json manifest_json(const image::manifest& m, bool detail) {
-    nlohmann::json j = {{"name", m.name}, {"type", image::kind_name(m.kind)}, {"created", when(m.created_unix_s)},
-                        {"description", m.description}, {"used_bytes", m.used_bytes()},
-                        {"stored_bytes", m.stored_bytes()}, {"disks", nlohmann::json::array()}};
+    nlohmann::json j = {{"name", m.name},
+                        {"type", image::kind_name(m.kind)},
+                        {"created", when(m.created_unix_s)},
+                        {"description", m.description},
+                        {"used_bytes", m.used_bytes()},
+                        {"stored_bytes", m.stored_bytes()},
+                        {"disks", nlohmann::json::array()}};
     for (const auto& d : m.disks) {
-        nlohmann::json jd = {{"index", d.index}, {"size_bytes", d.size_bytes}, {"source", d.source},
+        nlohmann::json jd = {{"index", d.index},
+                             {"size_bytes", d.size_bytes},
+                             {"source", d.source},
                              {"minimum_size_bytes", image::minimum_disk_size(m, d)},
-                             {"table", d.table.kind == image::table_kind::gpt ? "gpt"
-                                       : d.table.kind == image::table_kind::mbr ? "mbr" : "none"},
-                             {"table_id", d.table.id}, {"partitions", nlohmann::json::array()},
+                             {"table", d.table.kind == image::table_kind::gpt   ? "gpt"
+                                       : d.table.kind == image::table_kind::mbr ? "mbr"
+                                                                                : "none"},
+                             {"table_id", d.table.id},
+                             {"partitions", nlohmann::json::array()},
                              {"regions", nlohmann::json::array()}};
         for (const auto& e : d.table.entries) {
-            jd["partitions"].push_back({{"number", e.number}, {"start_bytes", e.start_bytes},
-                                        {"size_bytes", e.size_bytes}, {"type", e.type}, {"uuid", e.uuid},
-                                        {"name", e.name}, {"bootable", e.bootable}});
+            jd["partitions"].push_back({{"number", e.number},
+                                        {"start_bytes", e.start_bytes},
+                                        {"size_bytes", e.size_bytes},
+                                        {"type", e.type},
+                                        {"uuid", e.uuid},
+                                        {"name", e.name},
+                                        {"bootable", e.bootable}});
         }
         for (const auto& r : d.regions) {
-            nlohmann::json jr = {{"partition", r.partition_number}, {"offset_bytes", r.offset_bytes},
-                                 {"size_bytes", r.size_bytes}, {"fs", image::fs_name(r.fs)},
-                                 {"fs_size_bytes", r.fs_size_bytes}, {"minimum_size_bytes", r.minimum_size_bytes},
-                                 {"used_bytes", r.used_bytes()}, {"extents", r.used.size()},
-                                 {"chunks", r.chunks.size()}, {"label", r.label}};
+            nlohmann::json jr = {
+                {"partition", r.partition_number},  {"offset_bytes", r.offset_bytes},
+                {"size_bytes", r.size_bytes},       {"fs", image::fs_name(r.fs)},
+                {"fs_size_bytes", r.fs_size_bytes}, {"minimum_size_bytes", r.minimum_size_bytes},
+                {"used_bytes", r.used_bytes()},     {"extents", r.used.size()},
+                {"chunks", r.chunks.size()},        {"label", r.label}};
             if (detail) {
                 jr["chunk_list"] = nlohmann::json::array();
                 for (const auto& c : r.chunks) {
                     jr["chunk_list"].push_back({{"stored_sha256", image::to_hex(c.stored_sha256)},
                                                 {"raw_sha256", image::to_hex(c.raw_sha256)},
-                                                {"stored_size", c.stored_size}, {"raw_size", c.raw_size}});
+                                                {"stored_size", c.stored_size},
+                                                {"raw_size", c.raw_size}});
                 }
             }
             jd["regions"].push_back(jr);
@@ -284,7 +312,8 @@ int run_list(const image_options& o) {
     }
     nlohmann::json all = nlohmann::json::array();
     if (!o.json) {
-        std::printf("%-24s %-10s %5s %12s %12s  %s\n", "NAME", "TYPE", "DISKS", "USED", "STORED", "CREATED");
+        std::printf("%-24s %-10s %5s %12s %12s  %s\n", "NAME", "TYPE", "DISKS", "USED", "STORED",
+                    "CREATED");
     }
     int rc = 0;
     for (const auto& n : *names) {
@@ -297,9 +326,11 @@ int run_list(const image_options& o) {
         if (o.json) {
             all.push_back(manifest_json(*m, false));
         } else {
-            std::printf("%-24s %-10s %5zu %12s %12s  %s\n", m->name.c_str(), std::string(image::kind_name(m->kind)).c_str(),
-                        m->disks.size(), human_bytes(static_cast<double>(m->used_bytes())).c_str(),
-                        human_bytes(static_cast<double>(m->stored_bytes())).c_str(), when(m->created_unix_s).c_str());
+            std::printf("%-24s %-10s %5zu %12s %12s  %s\n", m->name.c_str(),
+                        std::string(image::kind_name(m->kind)).c_str(), m->disks.size(),
+                        human_bytes(static_cast<double>(m->used_bytes())).c_str(),
+                        human_bytes(static_cast<double>(m->stored_bytes())).c_str(),
+                        when(m->created_unix_s).c_str());
         }
     }
     if (o.json) {
@@ -321,8 +352,8 @@ int run_info(const image_options& o) {
         std::printf("%s\n", manifest_json(*m, true).dump(2).c_str());
         return 0;
     }
-    std::printf("image %s (%s), created %s\n", m->name.c_str(), std::string(image::kind_name(m->kind)).c_str(),
-                when(m->created_unix_s).c_str());
+    std::printf("image %s (%s), created %s\n", m->name.c_str(),
+                std::string(image::kind_name(m->kind)).c_str(), when(m->created_unix_s).c_str());
     if (!m->description.empty()) {
         std::printf("  %s\n", m->description.c_str());
     }
@@ -331,16 +362,23 @@ int run_info(const image_options& o) {
     for (const auto& d : m->disks) {
         std::printf("disk %u: %s from %s, table %s %s; restores onto %s or more\n", d.index,
                     human_bytes(static_cast<double>(d.size_bytes)).c_str(), d.source.c_str(),
-                    d.table.kind == image::table_kind::gpt ? "gpt" : d.table.kind == image::table_kind::mbr ? "mbr" : "none",
-                    d.table.id.c_str(), human_bytes(static_cast<double>(image::minimum_disk_size(*m, d))).c_str());
+                    d.table.kind == image::table_kind::gpt   ? "gpt"
+                    : d.table.kind == image::table_kind::mbr ? "mbr"
+                                                             : "none",
+                    d.table.id.c_str(),
+                    human_bytes(static_cast<double>(image::minimum_disk_size(*m, d))).c_str());
         for (const auto& r : d.regions) {
-            std::printf("  %-9s %-6s at %-12llu size %-10s fs %-10s min %-10s used %-10s %zu chunks %s\n",
-                        r.partition_number == 0 ? "head" : fmt::format("part {}", r.partition_number).c_str(),
-                        std::string(image::fs_name(r.fs)).c_str(), static_cast<unsigned long long>(r.offset_bytes),
-                        human_bytes(static_cast<double>(r.size_bytes)).c_str(),
-                        human_bytes(static_cast<double>(r.fs_size_bytes)).c_str(),
-                        human_bytes(static_cast<double>(r.minimum_size_bytes)).c_str(),
-                        human_bytes(static_cast<double>(r.used_bytes())).c_str(), r.chunks.size(), r.label.c_str());
+            std::printf(
+                "  %-9s %-6s at %-12llu size %-10s fs %-10s min %-10s used %-10s %zu chunks %s\n",
+                r.partition_number == 0 ? "head"
+                                        : fmt::format("part {}", r.partition_number).c_str(),
+                std::string(image::fs_name(r.fs)).c_str(),
+                static_cast<unsigned long long>(r.offset_bytes),
+                human_bytes(static_cast<double>(r.size_bytes)).c_str(),
+                human_bytes(static_cast<double>(r.fs_size_bytes)).c_str(),
+                human_bytes(static_cast<double>(r.minimum_size_bytes)).c_str(),
+                human_bytes(static_cast<double>(r.used_bytes())).c_str(), r.chunks.size(),
+                r.label.c_str());
         }
     }
     return 0;
@@ -368,41 +406,56 @@ int run_rm(const image_options& o) {
 
 void add_image_command(CLI::App& app, command_set& commands) {
     auto o = std::make_shared<image_options>();
-    auto* image = app.add_subcommand("image", "capture, restore and manage disk images in a chunk store");
+    auto* image =
+        app.add_subcommand("image", "capture, restore and manage disk images in a chunk store");
     image->require_subcommand(1);
     auto common = [&](CLI::App* sub) {
-        sub->add_option("--store", o->store, "the chunk store's directory (default $SHOAL_STORE or /var/lib/shoal/images)")
+        sub->add_option(
+               "--store", o->store,
+               "the chunk store's directory (default $SHOAL_STORE or /var/lib/shoal/images)")
             ->capture_default_str();
-        sub->add_option("--progress", o->progress, "auto, human, json (lines on stdout) or none")->capture_default_str();
+        sub->add_option("--progress", o->progress, "auto, human, json (lines on stdout) or none")
+            ->capture_default_str();
         sub->add_flag("--json", o->json, "the result as JSON on stdout");
-        sub->add_option("--threads", o->threads, "compression/decompression threads (0: every core)");
+        sub->add_option("--threads", o->threads,
+                        "compression/decompression threads (0: every core)");
     };
-    auto* capture = image->add_subcommand("capture", "capture disks (devices or files) into an image");
+    auto* capture =
+        image->add_subcommand("capture", "capture disks (devices or files) into an image");
     common(capture);
     capture->add_option("--disk", o->disks, "disk to capture (repeat for all-disks)")->required();
     capture->add_option("--name", o->name, "image name")->required();
-    capture->add_option("--type", o->type, "resizable, multipart, all-disks or raw")->capture_default_str();
-    capture->add_option("--partitions", o->partitions, "multipart: only these partition numbers")->delimiter(',');
-    capture->add_flag("--no-shrink", o->no_shrink, "resizable: do not shrink the source's filesystems first");
-    capture->add_option("--chunk-size", o->chunk_size, "raw bytes per chunk")->capture_default_str();
+    capture->add_option("--type", o->type, "resizable, multipart, all-disks or raw")
+        ->capture_default_str();
+    capture->add_option("--partitions", o->partitions, "multipart: only these partition numbers")
+        ->delimiter(',');
+    capture->add_flag("--no-shrink", o->no_shrink,
+                      "resizable: do not shrink the source's filesystems first");
+    capture->add_option("--chunk-size", o->chunk_size, "raw bytes per chunk")
+        ->capture_default_str();
     capture->add_option("--level", o->level, "zstd level")->capture_default_str();
     capture->add_option("--description", o->description, "free text kept with the image");
 
-    auto* restore = image->add_subcommand("restore", "restore an image onto disks (devices or files)");
+    auto* restore =
+        image->add_subcommand("restore", "restore an image onto disks (devices or files)");
     common(restore);
     restore->add_option("--name", o->name, "image name")->required();
-    restore->add_option("--disk", o->disks, "target disk (repeat for each disk of the image)")->required();
-    restore->add_flag("--resume", o->resume, "keep what is already on the target and verified by hash");
+    restore->add_option("--disk", o->disks, "target disk (repeat for each disk of the image)")
+        ->required();
+    restore->add_flag("--resume", o->resume,
+                      "keep what is already on the target and verified by hash");
 
     auto* exp = image->add_subcommand("export", "write one disk of an image to a raw disk file");
     common(exp);
     exp->add_option("--name", o->name, "image name")->required();
     exp->add_option("--output", o->output, "raw disk file to write")->required();
-    exp->add_option("--disk-index", o->disk_index, "which disk of the image")->capture_default_str();
+    exp->add_option("--disk-index", o->disk_index, "which disk of the image")
+        ->capture_default_str();
     exp->add_option("--size", o->size, "file size (default: the captured disk's)");
     exp->add_flag("--resume", o->resume, "continue an interrupted export");
 
-    auto* verify = image->add_subcommand("verify", "check every chunk of images against their hashes");
+    auto* verify =
+        image->add_subcommand("verify", "check every chunk of images against their hashes");
     common(verify);
     verify->add_option("names", o->names, "images (default: all)");
 

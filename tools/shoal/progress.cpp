@@ -28,7 +28,8 @@ result<progress_printer::mode> progress_printer::parse_mode(std::string_view tex
     if (text == "none") {
         return mode::none;
     }
-    return error::format(errc::invalid_argument, 0, "--progress {:?}: use auto, human, json or none", text);
+    return error::format(errc::invalid_argument, 0,
+                         "--progress {:?}: use auto, human, json or none", text);
 }
 
 progress_printer::progress_printer(mode m, std::string phase)
@@ -57,18 +58,24 @@ void progress_printer::draw(std::uint64_t done, std::uint64_t total, bool final)
     const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0;
     const double eta_s = rate > 0 && total > done ? static_cast<double>(total - done) / rate : 0;
     if (_mode == mode::json) {
-        nlohmann::json j = {{"phase", _phase}, {"done_bytes", done}, {"total_bytes", total},
-                            {"rate_Bps", static_cast<std::uint64_t>(rate)}, {"eta_s", static_cast<std::uint64_t>(eta_s)},
-                            {"elapsed_s", elapsed_s}, {"final", final}};
+        nlohmann::json j = {{"phase", _phase},
+                            {"done_bytes", done},
+                            {"total_bytes", total},
+                            {"rate_Bps", static_cast<std::uint64_t>(rate)},
+                            {"eta_s", static_cast<std::uint64_t>(eta_s)},
+                            {"elapsed_s", elapsed_s},
+                            {"final", final}};
         std::fprintf(stdout, "%s\n", j.dump().c_str());
         std::fflush(stdout);
         return;
     }
-    const double pct = total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
+    const double pct =
+        total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
     const auto eta = static_cast<std::uint64_t>(eta_s);
     std::fprintf(stderr, "\r%s: %s / %s (%.0f%%)  %s  ETA %llu:%02llu   %s", _phase.c_str(),
-                 human_bytes(static_cast<double>(done)).c_str(), human_bytes(static_cast<double>(total)).c_str(), pct,
-                 human_rate(rate).c_str(), static_cast<unsigned long long>(eta / 60),
+                 human_bytes(static_cast<double>(done)).c_str(),
+                 human_bytes(static_cast<double>(total)).c_str(), pct, human_rate(rate).c_str(),
+                 static_cast<unsigned long long>(eta / 60),
                  static_cast<unsigned long long>(eta % 60), final ? "\n" : "");
     std::fflush(stderr);
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -14,10 +15,14 @@
 #include <gtest/gtest.h>
 
 #include "image/builder.h"
+#include "image/capture.h"
 #include "image/manifest.h"
+#include "image/resize.h"
+#include "image/restore.h"
 #include "image/source.h"
 #include "image/store.h"
 #include "image/table.h"
+#include "image/usedmap.h"
 
 using namespace shoal;
 using namespace shoal::image;
@@ -339,6 +344,186 @@ TEST(table, gpt_written_for_another_size_keeps_ids) {
     EXPECT_EQ(back->entries[1].start_bytes, t->entries[1].start_bytes);
     // Ends at the last 1 MiB boundary (libfdisk's grain) before the backup GPT.
     EXPECT_EQ(back->entries[1].start_bytes + back->entries[1].size_bytes, 127ull << 20);
+}
+
+// --- Real filesystems, made without root: mkfs.ext4 -d, mkfs.vfat + mcopy, mkntfs + ntfscp.
+
+bool have(const char* tool) {
+    return std::system(fmt::format("command -v {} >/dev/null 2>&1", tool).c_str()) == 0;
+}
+
+// Runs a bash command line; 0 when it succeeded, else 1 (its output is printed).
+int sh(const std::string& cmd) {
+    auto r = run_program({"bash", "-c", "set -eo pipefail; " + cmd});
+    if (!r) {
+        std::fprintf(stderr, "%s\n", r.err().describe().c_str());
+        return 1;
+    }
+    return 0;
+}
+
+std::string sh_out(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    for (std::size_t n; p != nullptr && (n = fread(buf, 1, sizeof buf, p)) > 0;) {
+        out.append(buf, n);
+    }
+    if (p != nullptr) {
+        pclose(p);
+    }
+    return out;
+}
+
+std::uint64_t used_of(const used_map& m) {
+    std::uint64_t n = 0;
+    for (const auto& e : m.extents) {
+        n += e.size_bytes;
+    }
+    return n;
+}
+
+// Captures disk into a store, exports it to a new file, returns the file's path.
+std::string capture_and_export(const temp_dir& dir, const std::string& disk, image_kind kind) {
+    auto store = chunk_store::open(dir.path + "/store", true);
+    EXPECT_TRUE(store);
+    capture_options c;
+    c.disks = {disk};
+    c.kind = kind;
+    c.shrink = false;
+    auto m = capture_image(**store, "t", c);
+    EXPECT_TRUE(m) << m.err().describe();
+    const std::string out = dir.path + "/out.img";
+    restore_options r;
+    r.targets = {out};
+    auto sum = restore_image(**store, *m, r);
+    EXPECT_TRUE(sum) << sum.err().describe();
+    EXPECT_EQ(sum->written_bytes, m->used_bytes());
+    auto rep = verify_image(**store, *m, 2, nullptr);
+    EXPECT_TRUE(rep);
+    EXPECT_EQ(rep->bad_chunks, 0u);
+    return out;
+}
+
+TEST(real_fs, ext4_used_map_matches_dumpe2fs_and_round_trips) {
+    if (!have("mkfs.ext4") || !have("debugfs") || !have("sfdisk")) {
+        GTEST_SKIP() << "e2fsprogs or sfdisk missing";
+    }
+    temp_dir dir;
+    const std::string disk = dir.path + "/disk.img";
+    ASSERT_EQ(
+        sh(fmt::format(
+            "mkdir -p {0}/ref && cp -r /usr/share/doc/bash {0}/ref/ && head -c 1000000 "
+            "/dev/urandom > {0}/ref/random && truncate -s 48M {1} && echo 'start=2048, "
+            "type=83' | sfdisk -q {1} && mkfs.ext4 -q -F -d {0}/ref -E offset=1048576 {1} 40M",
+            dir.path, disk)),
+        0);
+    const int fd = open(disk.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    auto m = read_used_map(fd, disk, 1 << 20, 47 << 20);
+    close(fd);
+    ASSERT_TRUE(m) << m.err().describe();
+    EXPECT_EQ(m->info.fs, fs_type::ext4);
+    EXPECT_EQ(m->info.fs_size_bytes, 40u << 20);
+    // dumpe2fs counts the same: blocks minus free blocks.
+    const std::string h = sh_out(fmt::format("dumpe2fs -h '{}?offset=1048576' 2>/dev/null", disk));
+    auto field = [&](const char* name) {
+        const auto at = h.find(name);
+        return at == std::string::npos
+                   ? 0ull
+                   : std::strtoull(h.c_str() + h.find(':', at) + 1, nullptr, 10);
+    };
+    EXPECT_EQ(used_of(*m), (field("Block count:") - field("Free blocks:")) * field("Block size:"));
+    EXPECT_LT(used_of(*m), 12u << 20);  // only what is used, not the 40 MiB
+
+    const std::string out = capture_and_export(dir, disk, image_kind::multi_partition_single_disk);
+    EXPECT_EQ(sh(fmt::format("e2fsck -fn '{}?offset=1048576'", out)), 0);
+    EXPECT_EQ(
+        sh(fmt::format("mkdir {0}/got && debugfs -R 'rdump / {0}/got' '{1}?offset=1048576' && "
+                       "diff -r {0}/ref {0}/got -x lost+found",
+                       dir.path, out)),
+        0);
+    EXPECT_EQ(sh(fmt::format("cmp <(sfdisk -d {} | grep start | cut -d: -f2) <(sfdisk -d {} | grep "
+                             "start | cut -d: -f2)",
+                             disk, out)),
+              0);
+}
+
+TEST(real_fs, fat_used_map_agrees_with_mtools_and_round_trips) {
+    if (!have("mkfs.vfat") || !have("mcopy") || !have("fsck.vfat")) {
+        GTEST_SKIP() << "dosfstools or mtools missing";
+    }
+    for (const char* bits : {"12", "16", "32"}) {
+        SCOPED_TRACE(bits);
+        temp_dir dir;
+        const std::string disk = dir.path + "/disk.img";
+        const int size_kib = std::string(bits) == "32"   ? 40960
+                             : std::string(bits) == "16" ? 20480
+                                                         : 4096;
+        ASSERT_EQ(
+            sh(fmt::format(
+                "mkdir -p {0}/ref && cp -r /usr/share/doc/bash {0}/ref/ && truncate -s {2}K {1} "
+                "&& mkfs.vfat -F {3} {1} && mcopy -s -i {1} {0}/ref/bash ::/",
+                dir.path, disk, size_kib, bits)),
+            0);
+        const int fd = open(disk.c_str(), O_RDONLY);
+        ASSERT_GE(fd, 0);
+        auto m = read_used_map(fd, disk, 0, std::uint64_t(size_kib) << 10);
+        close(fd);
+        ASSERT_TRUE(m) << m.err().describe();
+        EXPECT_EQ(fs_name(m->info.fs), std::string("fat") + bits);
+        // Used plus mtools' free bytes is the filesystem, but for a last partial cluster.
+        const std::string dirout = sh_out(fmt::format("mdir -i {} ::/ 2>/dev/null", disk));
+        const auto at = dirout.find(" bytes free");
+        ASSERT_NE(at, std::string::npos) << dirout;
+        const auto start =
+            dirout.rfind('\n', at) + 1;  // "  20 910 080 bytes free": digits in groups
+        std::string digits;
+        for (auto i = start; i < at; ++i) {
+            if (dirout[i] >= '0' && dirout[i] <= '9') {
+                digits += dirout[i];
+            }
+        }
+        const std::uint64_t free_bytes = std::strtoull(digits.c_str(), nullptr, 10);
+        const std::uint64_t rest = m->info.fs_size_bytes - used_of(*m) - free_bytes;
+        EXPECT_LT(rest, 64u << 10) << "used " << used_of(*m) << " free " << free_bytes;
+
+        const std::string out =
+            capture_and_export(dir, disk, image_kind::multi_partition_single_disk);
+        EXPECT_EQ(sh(fmt::format("fsck.vfat -n {}", out)), 0);
+        EXPECT_EQ(sh(fmt::format(
+                      "mkdir {0}/got && mcopy -s -i {1} ::/bash {0}/got/ && diff -r {0}/ref/bash "
+                      "{0}/got/bash",
+                      dir.path, out)),
+                  0);
+    }
+}
+
+TEST(real_fs, ntfs_round_trips) {
+    if (!have("mkntfs") || !have("ntfscp") || !have("ntfscat") || !have("ntfsfix")) {
+        GTEST_SKIP() << "ntfs-3g tools missing";
+    }
+    temp_dir dir;
+    const std::string disk = dir.path + "/ntfs.img";
+    ASSERT_EQ(
+        sh(fmt::format("head -c 2000000 /dev/urandom > {0}/random && truncate -s 24M {1} && "
+                       "mkntfs -F -Q -q {1} && ntfscp -f {1} {0}/random random && ntfscp -f {1} "
+                       "/usr/share/common-licenses/GPL-2 gpl",
+                       dir.path, disk)),
+        0);
+    const int fd = open(disk.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    auto m = read_used_map(fd, disk, 0, 24 << 20);
+    close(fd);
+    ASSERT_TRUE(m) << m.err().describe();
+    EXPECT_EQ(m->info.fs, fs_type::ntfs);
+    EXPECT_GT(used_of(*m), 2000000u);
+    EXPECT_LT(used_of(*m), 12u << 20);
+    const std::string out = capture_and_export(dir, disk, image_kind::multi_partition_single_disk);
+    EXPECT_EQ(sh(fmt::format("ntfsfix -n {} | grep 'alternate boot sector... OK' >/dev/null", out)),
+              0);
+    EXPECT_EQ(sh(fmt::format("ntfscat {} random | cmp - {}/random", out, dir.path)), 0);
+    EXPECT_EQ(sh(fmt::format("ntfscat {} gpl | cmp - /usr/share/common-licenses/GPL-2", out)), 0);
 }
 
 }  // namespace
