@@ -135,11 +135,31 @@ image::fs_type fs_type_of(const partclone_header& h, std::span<const std::byte> 
 
 // ---- partclone_source ----
 
+// A stream that ends early, with no gap in its pieces' names, lost its last piece (or
+// had it cut short): say which file would have come next.
+error partclone_source::hint_missing(const error& e) const {
+    if (e.code() != errc::truncated || _next_piece.empty()) {
+        return e;
+    }
+    return error::format(e.code(), e.sys_errno(), "{} (is {} missing?)", e.context(), _next_piece);
+}
+
 result<std::unique_ptr<partclone_source>> partclone_source::open(const fog_stream& stream,
                                                                  std::string name,
                                                                  std::uint64_t partition_size_bytes,
                                                                  std::uint64_t minimum_size_bytes) {
     std::unique_ptr<partclone_source> s(new partclone_source());
+    if (!stream.pieces.empty()) {
+        // "X" or "X.000" and then "X.001"…: the next one is "X.NNN" after the last.
+        std::string base = stream.pieces.front();
+        if (base.size() > 4 && base.compare(base.size() - 4, 4, ".000") == 0) {
+            base.resize(base.size() - 4);
+        }
+        const std::size_t slash = base.rfind('/');
+        s->_next_piece =
+            fmt::format("{}.{:03}", slash == std::string::npos ? base : base.substr(slash + 1),
+                        stream.pieces.size());
+    }
     auto pieces = piece_stream::open(stream.pieces);
     if (!pieces) {
         return pieces.err();
@@ -151,7 +171,7 @@ result<std::unique_ptr<partclone_source>> partclone_source::open(const fog_strea
     s->_decoded = std::move(*decoded);
     auto reader = partclone_reader::open(*s->_decoded, name);
     if (!reader) {
-        return reader.err();
+        return s->hint_missing(reader.err());
     }
     s->_reader.emplace(std::move(*reader));
     const partclone_header& h = s->_reader->header();
@@ -177,7 +197,7 @@ result<std::unique_ptr<partclone_source>> partclone_source::open(const fog_strea
     // The first verified blocks: they tell ext2 from ext3 from ext4, and stay pending.
     auto first = s->_reader->next();
     if (!first) {
-        return first.err();
+        return s->hint_missing(first.err());
     }
     s->_pending = *first;
     const bool at_zero = bm.block_count() > 0 && bm.test(0);
@@ -222,7 +242,7 @@ result<std::size_t> partclone_source::read(std::span<std::byte> out) {
         if (_pending.empty()) {
             auto next = _reader->next();
             if (!next) {
-                return next.err();
+                return hint_missing(next.err());
             }
             if (next->empty()) {
                 const std::size_t n = std::min(out.size() - done, _tail.size() - _tail_done);

@@ -55,6 +55,9 @@ public:
 private:
     partclone_source() = default;
 
+    error hint_missing(const error& e) const;
+
+    std::string _next_piece;  // the piece that would follow the last one, for messages
     std::unique_ptr<decoded_stream> _decoded;
     std::optional<partclone_reader> _reader;  // reads from *_decoded
     std::vector<image::extent> _extents;

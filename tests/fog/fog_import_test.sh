@@ -247,7 +247,7 @@ expect_refused missing missing "d1p1.img.001 is missing"
 cp -r "$fog" lastgone
 last=$(ls lastgone | grep '^d1p1.img.0' | sort | tail -1)
 rm "lastgone/$last"
-expect_refused lastgone lastgone "truncated" "d1p1.img"
+expect_refused lastgone lastgone "truncated" "is $last missing?"
 cp -r "$fog" corrupt
 python3 - corrupt/d1p1.img.000 <<'EOF'
 import sys

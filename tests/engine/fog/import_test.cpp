@@ -336,6 +336,26 @@ TEST(fog_import, a_broken_stream_publishes_nothing) {
     EXPECT_TRUE(names->empty());
 }
 
+TEST(fog_import, a_lost_last_piece_is_named) {
+    fixture f;
+    std::size_t count = 0;
+    while (fsys::exists(f.dir / fmt::format("d1p1.img.{:03}", count))) {
+        ++count;
+    }
+    ASSERT_GE(count, 2u);
+    fsys::remove(f.dir / fmt::format("d1p1.img.{:03}", count - 1));
+    auto fog = read_fog_image(f.dir.path());
+    ASSERT_TRUE(fog) << fog.err().describe();  // the names alone show no gap
+    auto store = image::chunk_store::open(f.store_dir.path(), true);
+    ASSERT_TRUE(store);
+    auto m = import_fog_image(**store, *fog, "cut", {});
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.err().code(), errc::truncated);
+    EXPECT_NE(m.err().context().find(fmt::format("is d1p1.img.{:03} missing?", count - 1)),
+              std::string_view::npos)
+        << m.err().describe();
+}
+
 TEST(fog_import, a_stream_bigger_than_its_partition_is_refused) {
     fixture f;
     write_file(f.dir / "d1p2.img",
