@@ -14,14 +14,16 @@ class command_set {
 public:
     void add(CLI::App* sub, std::function<int()> run) { _entries.emplace_back(sub, std::move(run)); }
 
-    // Runs the chosen subcommand; returns its exit code.
-    int run(const CLI::App& app) const {
+    // Runs the chosen subcommand; returns its exit code. Subcommands may nest (`shoal image
+    // import-fog`): the last parsed entry wins, so one added after its parent's is chosen.
+    int run(const CLI::App& /*app*/) const {
+        const std::function<int()>* chosen = nullptr;
         for (const auto& [sub, fn] : _entries) {
-            if (app.got_subcommand(sub)) {
-                return fn();
+            if (sub->parsed()) {
+                chosen = &fn;
             }
         }
-        return 2;
+        return chosen != nullptr ? (*chosen)() : 2;
     }
 
 private:
@@ -31,6 +33,9 @@ private:
 void add_version_command(CLI::App& app, command_set& commands);
 void add_send_command(CLI::App& app, command_set& commands);
 void add_recv_command(CLI::App& app, command_set& commands);
+void add_image_command(CLI::App& app, command_set& commands);
+// `shoal image import-fog`: under `image`, after add_image_command (or alone).
+void add_image_import_command(CLI::App& app, command_set& commands);
 void add_boot_command(CLI::App& app, command_set& commands);
 
 }  // namespace shoal::cli

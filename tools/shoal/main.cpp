@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
     shoal::cli::add_version_command(app, commands);
     shoal::cli::add_send_command(app, commands);
     shoal::cli::add_recv_command(app, commands);
+    shoal::cli::add_image_command(app, commands);
+    shoal::cli::add_image_import_command(app, commands);
     shoal::cli::add_boot_command(app, commands);
 
     CLI11_PARSE(app, argc, argv);

@@ -352,7 +352,9 @@ TEST(netns, a_full_send_queue_accepts_fewer_and_never_blocks) {
     RecordProperty("partial_accepts", static_cast<int>(partial_count));
     RecordProperty("send_burst_us_max", static_cast<int>(call_ns_max / time::ns_per_us));
     EXPECT_GT(partial_count, 0u) << "the send queue never filled: the test proved nothing";
-    EXPECT_LT(call_ns_max, 100 * time::ns_per_ms) << "send_burst blocked";
+    // A send that blocked on the full queue would wait for the receivers, which drain only
+    // between our calls: it would hang. A second tells that from a slow, loaded machine.
+    EXPECT_LT(call_ns_max, 1000 * time::ns_per_ms) << "send_burst blocked";
     EXPECT_EQ(received[0], total);
     EXPECT_EQ(received[1], total);
     EXPECT_EQ(bad, 0u);
