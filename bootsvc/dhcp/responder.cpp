@@ -40,7 +40,11 @@ std::optional<std::uint16_t> arch_from_vendor_class(std::string_view vc) {
 
 }  // namespace
 
-responder::responder(const config& cfg, lease_table* table) noexcept : _cfg(cfg), _table(table) {}
+responder::responder(const config& cfg, lease_table* table) : _cfg(cfg), _table(table) {
+    for (const reservation& r : _cfg.reservations) {
+        _reserved.emplace(mac_key(r.mac), &r);
+    }
+}
 
 struct stats responder::snapshot() const noexcept {
     struct stats s;
@@ -148,12 +152,8 @@ boot_choice responder::choose_boot(const message& m, ipv4 server_address) {
 }
 
 const reservation* responder::reserved_for(const mac_address& mac) const noexcept {
-    for (const reservation& r : _cfg.reservations) {
-        if (r.mac == mac) {
-            return &r;
-        }
-    }
-    return nullptr;
+    auto it = _reserved.find(mac_key(mac));
+    return it == _reserved.end() ? nullptr : it->second;
 }
 
 std::optional<std::size_t> responder::pool_for(const message& m, const arrival& in) const noexcept {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <unordered_map>
 
 #include "dhcp/config.h"
 #include "dhcp/leases.h"
@@ -43,7 +44,7 @@ struct boot_choice {
 class responder {
 public:
     // table may be null in proxy mode. Both must outlive the responder.
-    responder(const config& cfg, lease_table* table) noexcept;
+    responder(const config& cfg, lease_table* table);
 
     // Handles one decoded request; writes the reply into out (at least packet_size_max bytes)
     // and returns its size and destination, or nullopt when nothing is to be sent (not for
@@ -80,6 +81,8 @@ private:
 
     const config& _cfg;
     lease_table* _table;
+    // Reservations by MAC (mac_key), built once: a lab may reserve every PC.
+    std::unordered_map<std::uint64_t, const reservation*> _reserved;
     counters _count;
     std::array<char, 512> _url{};
 };
