@@ -9,6 +9,8 @@
 # Each boot is timed from VM start to the marker and compared with the same VM booting
 # the same kernel straight from QEMU (-kernel: the firmware and kernel alone).
 # Usage: pxe_boot_test.sh SHOAL_BINARY SOURCE_DIR BUILD_DIR   (root; exits 77 otherwise)
+# For debugging: MODES="proxy" (one mode), DIRECT="" (no -kernel baselines), CAPTURE=1 (a
+# pcap of DHCP in the temporary directory), KEEP=1 (keep it and the serial logs).
 set -euo pipefail
 
 shoal=$1 src=$2 build=$3
@@ -194,6 +196,10 @@ PY
   grep -q "GET /boot?mac=$bios_mac -> 200" "$log" || fail "$mode: BIOS VM did not fetch its script"
   grep -q "GET /boot?mac=$uefi_mac -> 200" "$log" || fail "$mode: UEFI VM did not fetch its script"
   grep -q "GET /clientos/vmlinuz -> 200" "$log" || fail "$mode: no kernel fetched"
+  # Router solicitations were answered (to all nodes, so an iPXE that hears another
+  # host's answer stops waiting too), and no VM waited ~13 s for an IPv6 router.
+  grep -q "router solicitation from fe80::.* answered" "$log" \
+    || fail "$mode: no router solicitation was answered"
   if [ "$mode" = proxy ]; then
     grep -q "DHCPACK.*$bios_mac" "$tmp/dnsmasq.log" || fail "proxy: dnsmasq did not give the BIOS VM its address"
     grep -q "DHCPACK.*$uefi_mac" "$tmp/dnsmasq.log" || fail "proxy: dnsmasq did not give the UEFI VM its address"
