@@ -1,5 +1,7 @@
 #include "fog/fog_dir.h"
 
+#include "common/file.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -82,39 +84,9 @@ result<std::uint64_t> regular_file_size(const std::string& path) {
     return static_cast<std::uint64_t>(st.st_size);
 }
 
-result<std::vector<std::byte>> read_small_file(const std::string& path, std::size_t max) {
-    auto size = regular_file_size(path);
-    if (!size) {
-        return size.err();
-    }
-    if (*size > max) {
-        return error::format(errc::malformed, 0, "{}: {} bytes, more than the {} expected", path,
-                             *size, max);
-    }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return error::format(errc::io, errno, "opening {}", path);
-    }
-    std::vector<std::byte> out(static_cast<std::size_t>(*size));
-    std::size_t done = 0;
-    while (done < out.size()) {
-        const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            const int e = errno;
-            ::close(fd);
-            return error::format(errc::io, n < 0 ? e : 0, "reading {}", path);
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    ::close(fd);
-    return out;
-}
 
 result<std::string> read_text(const std::string& path) {
-    auto b = read_small_file(path, sidecar_size_bytes_max);
+    auto b = read_file(path, sidecar_size_bytes_max);
     if (!b) {
         return b.err();
     }
@@ -317,7 +289,7 @@ status read_disk(const std::string& dir, const std::set<std::string>& names, fog
         disk.minimum = std::move(*minimum);
     }
     if (has(".mbr")) {
-        auto mbr = read_small_file(path(".mbr"), mbr_size_bytes_max);
+        auto mbr = read_file(path(".mbr"), mbr_size_bytes_max);
         if (!mbr) {
             return mbr.err();
         }
@@ -349,7 +321,7 @@ status read_disk(const std::string& dir, const std::set<std::string>& names, fog
                              d);
     }
     if (has(".grub.mbr")) {
-        auto g = read_small_file(path(".grub.mbr"), mbr_size_bytes_max);
+        auto g = read_file(path(".grub.mbr"), mbr_size_bytes_max);
         if (!g) {
             return g.err();
         }
