@@ -26,27 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from netlab import ROOT, cpu_s, sh
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NETLAB = os.path.join(ROOT, "tools", "netlab.sh")
 PREFIX = "shoal-h%d" % os.getpid()
 POOL = ("10.77.128.1", "10.77.255.254")
 
-
-def sh(script, check=True):
-    return subprocess.run(["bash", "-c", "source %s; %s" % (NETLAB, script)], check=check,
-                          env=dict(os.environ, LAB_NO_TRAP="1"), capture_output=True, text=True)
 
 
 def ns(name):
     return "%s-%s" % (PREFIX, name)
 
-
-def cpu_s(pid):
-    """user+system seconds of a running process."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(kind, serve, work, lease_file):

@@ -21,16 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from netlab import ROOT, sh
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NETLAB = os.path.join(ROOT, "tools", "netlab.sh")
 PREFIX = "shoal-b%d" % os.getpid()
 TIMEOUT_S = 180
 
-
-def sh(script, check=True):
-    return subprocess.run(["bash", "-c", "source %s; %s" % (NETLAB, script)], check=check,
-                          env=dict(os.environ, LAB_NO_TRAP="1"), capture_output=True, text=True)
 
 
 def ns(name):
@@ -140,7 +135,6 @@ def run_tool(tool, shoal, work, image, n, link, slow, want, lossy=()):
     send_json = os.path.join(work, "send.json")
     sender = subprocess.Popen(cpu_wrap(["ip", "netns", "exec", ns("s"), "timeout", str(TIMEOUT_S)] + cmd, scpu),
                               stdout=open(send_json, "w"), stderr=open(os.path.join(work, "send.log"), "w"))
-    ends = []
     pending = list(range(n))
     done_at = [None] * n
     while pending:
