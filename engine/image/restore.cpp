@@ -27,6 +27,34 @@ namespace shoal::image {
 
 namespace {
 
+// Runs `work` on `threads` threads (this one among them) and, if set, `progress` every
+// 200 ms on one more until they are all done.
+void run_on_threads(unsigned threads, const std::function<void()>& work,
+                    const std::function<void()>& progress) {
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) {
+        pool.emplace_back(work);
+    }
+    std::atomic<bool> finished{false};
+    std::thread reporter;
+    if (progress) {
+        reporter = std::thread([&] {
+            while (!finished.load()) {
+                progress();
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            }
+        });
+    }
+    work();
+    for (auto& t : pool) {
+        t.join();
+    }
+    finished = true;
+    if (reporter.joinable()) {
+        reporter.join();
+    }
+}
+
 constexpr std::size_t direct_alignment = 4096;
 constexpr unsigned ring_depth = 32;  // writes of one chunk in flight
 constexpr std::size_t problems_kept_max = 20;
@@ -255,28 +283,7 @@ public:
                 }
             }
         };
-        std::vector<std::thread> pool;
-        for (unsigned t = 1; t < threads; ++t) {
-            pool.emplace_back(work);
-        }
-        std::atomic<bool> finished{false};
-        std::thread reporter;
-        if (progress) {
-            reporter = std::thread([&] {
-                while (!finished.load()) {
-                    progress();
-                    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-                }
-            });
-        }
-        work();
-        for (auto& t : pool) {
-            t.join();
-        }
-        finished = true;
-        if (reporter.joinable()) {
-            reporter.join();
-        }
+        run_on_threads(threads, work, progress);
         if (failure) {
             return *failure;
         }
@@ -663,28 +670,11 @@ result<verify_report> verify_image(
         }
         ZSTD_freeDCtx(dctx);
     };
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) {
-        pool.emplace_back(work);
-    }
-    std::atomic<bool> finished{false};
-    std::thread reporter;
+    std::function<void()> report_progress;
     if (on_progress) {
-        reporter = std::thread([&] {
-            while (!finished.load()) {
-                on_progress(done.load(), total);
-                std::this_thread::sleep_for(std::chrono::milliseconds(200));
-            }
-        });
+        report_progress = [&] { on_progress(done.load(), total); };
     }
-    work();
-    for (auto& t : pool) {
-        t.join();
-    }
-    finished = true;
-    if (reporter.joinable()) {
-        reporter.join();
-    }
+    run_on_threads(threads, work, report_progress);
     if (on_progress) {
         on_progress(done.load(), total);
     }
