@@ -156,6 +156,28 @@ void service::tick(std::int64_t now_s) {
 }
 
 void service::run_schedules(std::int64_t now_s) {
+    // A cron schedule made through the API has no next run yet: its first one is the
+    // expression's next time after now.
+    auto all = _repo->list_schedules(store::page{list_limit, 0});
+    if (all) {
+        for (auto& s : *all) {
+            if (s.kind != store::schedule_kind::cron || !s.enabled || s.next_run_at) {
+                continue;
+            }
+            auto expr = parse_cron(s.cron);
+            if (!expr) {
+                continue;  // the store validated it; a stricter parse is reported when due
+            }
+            s.next_run_at = next_run(*expr, now_s, _config.zone);
+            if (s.next_run_at) {
+                auto updated = _repo->update_schedule(s);
+                if (!updated) {
+                    log::warn("schedule {} ({}): setting its next run: {}", s.id, s.name,
+                              updated.err().describe());
+                }
+            }
+        }
+    }
     auto due = _repo->schedules_due(now_s, _config.schedules_per_tick_max);
     if (!due) {
         log::warn("tasks: reading due schedules: {}", due.err().describe());
