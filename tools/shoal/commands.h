@@ -37,5 +37,7 @@ void add_image_command(CLI::App& app, command_set& commands);
 // `shoal image import-fog`: under `image`, after add_image_command (or alone).
 void add_image_import_command(CLI::App& app, command_set& commands);
 void add_boot_command(CLI::App& app, command_set& commands);
+// `shoal agent`: a PC's multicast deploy task (control/tasks).
+void add_agent_command(CLI::App& app, command_set& commands);
 
 }  // namespace shoal::cli

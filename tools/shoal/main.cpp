@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     shoal::cli::add_image_command(app, commands);
     shoal::cli::add_image_import_command(app, commands);
     shoal::cli::add_boot_command(app, commands);
+    shoal::cli::add_agent_command(app, commands);
 
     CLI11_PARSE(app, argc, argv);
 
