@@ -259,18 +259,17 @@ result<session::prepared_session> prepare_image_session(const image::chunk_store
             const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
             if (fd < 0) {
                 fail(error::format(errno == ENOENT ? errc::not_found : errc::io, errno,
-                                   "chunk {} of image {}: cannot open it; nothing sent (shoal "
-                                   "image verify {})",
-                                   path, name, name));
+                                   "chunk {}: cannot open it; nothing sent (shoal image verify {})",
+                                   path, name));
                 continue;
             }
             struct stat st {};
             if (fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != ref.stored_size) {
                 ::close(fd);
                 fail(error::format(errc::corrupt, 0,
-                                   "chunk {} of image {}: {} bytes, the manifest says {}; the "
-                                   "store is damaged, nothing sent (shoal image verify {})",
-                                   path, name, st.st_size, ref.stored_size, name));
+                                   "chunk {}: {} bytes, the manifest says {}; nothing sent "
+                                   "(shoal image verify {})",
+                                   path, st.st_size, ref.stored_size, name));
                 continue;
             }
             void* a = mmap(nullptr, ref.stored_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
@@ -283,9 +282,9 @@ result<session::prepared_session> prepare_image_session(const image::chunk_store
             spans[i] = {static_cast<const std::byte*>(a), ref.stored_size};
             if (session::sha256_of(spans[i]) != ref.stored_sha256) {
                 fail(error::format(errc::corrupt, 0,
-                                   "chunk {} of image {}: SHA-256 does not match; the store is "
-                                   "damaged, nothing sent (shoal image verify {})",
-                                   path, name, name));
+                                   "chunk {}: SHA-256 does not match; nothing sent (the store "
+                                   "is damaged: shoal image verify {})",
+                                   path, name));
             }
         }
     };
