@@ -76,10 +76,9 @@ struct fd_pair {
 // Where each region goes on the target.
 struct region_plan {
     const region* r = nullptr;
-    std::uint64_t offset = 0;                        // on the target
-    std::uint64_t partition_size = 0;                // on the target
-    std::vector<std::uint64_t> extent_stream_start;  // prefix sums of extent sizes
-    std::vector<std::uint64_t> chunk_stream_start;
+    std::uint64_t offset = 0;          // on the target
+    std::uint64_t partition_size = 0;  // on the target
+    std::optional<region_map> map;
 };
 
 struct disk_plan {
@@ -147,16 +146,7 @@ result<disk_plan> plan_disk(const manifest& m, const disk& d, const std::string&
         rp.r = &r;
         rp.offset = r.offset_bytes;
         rp.partition_size = r.size_bytes;
-        std::uint64_t s = 0;
-        for (const auto& e : r.used) {
-            rp.extent_stream_start.push_back(s);
-            s += e.size_bytes;
-        }
-        s = 0;
-        for (const auto& c : r.chunks) {
-            rp.chunk_stream_start.push_back(s);
-            s += c.raw_size;
-        }
+        rp.map.emplace(r);
         end_of_previous = std::max(end_of_previous, rp.offset);
         p.regions.push_back(std::move(rp));
     }
@@ -213,31 +203,11 @@ status pwrite_all(int fd, const void* data, std::size_t size, std::uint64_t offs
     return ok();
 }
 
-// One chunk's pieces: where its raw bytes land on the target.
-struct piece {
-    std::uint64_t target_offset;
-    std::size_t raw_offset;
-    std::size_t size;
-};
-
+// One chunk's pieces on the target: offsets from the disk's start.
 void pieces_of(const region_plan& rp, std::size_t chunk, std::vector<piece>& out) {
-    out.clear();
-    const region& r = *rp.r;
-    std::uint64_t at = rp.chunk_stream_start[chunk];
-    std::uint64_t left = r.chunks[chunk].raw_size;
-    auto it = std::upper_bound(rp.extent_stream_start.begin(), rp.extent_stream_start.end(), at);
-    std::size_t e = static_cast<std::size_t>(it - rp.extent_stream_start.begin()) - 1;
-    std::size_t raw_offset = 0;
-    while (left > 0) {
-        SHOAL_ASSERT(e < r.used.size());
-        const extent& x = r.used[e];
-        const std::uint64_t in = at - rp.extent_stream_start[e];
-        const std::uint64_t n = std::min(left, x.size_bytes - in);
-        out.push_back({rp.offset + x.offset_bytes + in, raw_offset, static_cast<std::size_t>(n)});
-        raw_offset += n;
-        at += n;
-        left -= n;
-        ++e;
+    rp.map->pieces(chunk, out);
+    for (piece& p : out) {
+        p.offset_bytes += rp.offset;
     }
 }
 
@@ -331,7 +301,7 @@ private:
         auto submit = [&](std::size_t i) {
             const piece& p = w.pieces[i];
             const std::byte* data = w.raw + p.raw_offset + done[i];
-            const std::uint64_t off = p.target_offset + done[i];
+            const std::uint64_t off = p.offset_bytes + done[i];
             const std::size_t n = p.size - done[i];
             const bool aligned = _fds.direct >= 0 && off % direct_alignment == 0 &&
                                  n % direct_alignment == 0 &&
@@ -378,7 +348,7 @@ private:
                 const int e = res < 0 ? -res : ENOSPC;
                 return error::format(e == ENOSPC ? errc::no_space : errc::io, e,
                                      "writing {} bytes at {} of {}", w.pieces[i].size,
-                                     w.pieces[i].target_offset, _target);
+                                     w.pieces[i].offset_bytes, _target);
             }
             done[i] += static_cast<std::size_t>(res);
             if (done[i] < w.pieces[i].size) {
@@ -395,7 +365,7 @@ private:
             std::size_t got = 0;
             while (got < p.size) {
                 const ssize_t n = ::pread(_fds.buffered, w.ondisk + p.raw_offset + got,
-                                          p.size - got, static_cast<off_t>(p.target_offset + got));
+                                          p.size - got, static_cast<off_t>(p.offset_bytes + got));
                 if (n <= 0) {
                     return false;
                 }
@@ -501,6 +471,142 @@ std::uint64_t minimum_disk_size(const manifest& m, const disk& d) {
     return need + gpt_reserve(d.table);
 }
 
+region_map::region_map(const region& r) : _r(&r) {
+    std::uint64_t s = 0;
+    _extent_start.reserve(r.used.size());
+    for (const auto& e : r.used) {
+        _extent_start.push_back(s);
+        s += e.size_bytes;
+    }
+    s = 0;
+    _chunk_start.reserve(r.chunks.size());
+    for (const auto& c : r.chunks) {
+        _chunk_start.push_back(s);
+        s += c.raw_size;
+    }
+}
+
+void region_map::pieces(std::size_t chunk, std::vector<piece>& out) const {
+    out.clear();
+    const region& r = *_r;
+    std::uint64_t at = _chunk_start[chunk];
+    std::uint64_t left = r.chunks[chunk].raw_size;
+    // The manifest's decoder checked that the chunks add up to the used bytes, so every
+    // chunk lies inside the extents.
+    auto it = std::upper_bound(_extent_start.begin(), _extent_start.end(), at);
+    SHOAL_ASSERT(it != _extent_start.begin());
+    std::size_t e = static_cast<std::size_t>(it - _extent_start.begin()) - 1;
+    std::size_t raw_offset = 0;
+    while (left > 0) {
+        SHOAL_ASSERT(e < r.used.size());
+        const extent& x = r.used[e];
+        const std::uint64_t in = at - _extent_start[e];
+        const std::uint64_t n = std::min(left, x.size_bytes - in);
+        out.push_back({x.offset_bytes + in, raw_offset, static_cast<std::size_t>(n)});
+        raw_offset += n;
+        at += n;
+        left -= n;
+        ++e;
+    }
+}
+
+struct disk_restore::state {
+    const manifest* m = nullptr;
+    fd_pair fds;
+    disk_plan plan;
+    bool resume = false;
+};
+
+disk_restore::disk_restore(std::unique_ptr<state> s) noexcept : _s(std::move(s)) {}
+disk_restore::~disk_restore() = default;
+int disk_restore::fd() const noexcept { return _s->fds.buffered; }
+int disk_restore::direct_fd() const noexcept { return _s->fds.direct; }
+std::uint64_t disk_restore::target_size() const noexcept { return _s->plan.target_size; }
+const std::string& disk_restore::target() const noexcept { return _s->plan.target; }
+std::uint64_t disk_restore::region_offset(std::size_t region_index) const noexcept {
+    return _s->plan.regions[region_index].offset;
+}
+
+result<std::unique_ptr<disk_restore>> disk_restore::open(const manifest& m, const disk& d,
+                                                         const std::string& target,
+                                                         std::uint64_t new_file_size_bytes,
+                                                         bool resume) {
+    auto s = std::make_unique<state>();
+    s->m = &m;
+    std::uint64_t size = 0;
+    SHOAL_RETURN_IF_ERROR(open_target(target,
+                                      new_file_size_bytes != 0 ? new_file_size_bytes : d.size_bytes,
+                                      s->fds, size));
+    auto p = plan_disk(m, d, target, size);
+    if (!p) {
+        return p.err();
+    }
+    s->plan = std::move(*p);
+    s->resume = resume;
+    return std::unique_ptr<disk_restore>(new disk_restore(std::move(s)));
+}
+
+status disk_restore::begin() {
+    if (_s->plan.d->table.kind != table_kind::none && !_s->resume) {
+        return invalidate_table(_s->fds.buffered, _s->plan.target_size, _s->plan.target);
+    }
+    return ok();
+}
+
+status disk_restore::finish() {
+    const manifest& m = *_s->m;
+    disk_plan& p = _s->plan;
+    const fd_pair& f = _s->fds;
+    if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
+        return error::format(errc::io, errno, "flushing target {}", p.target);
+    }
+    SHOAL_RETURN_IF_ERROR(
+        write_partition_table(f.buffered, p.table, p.target_size, p.exact_table, p.target));
+    if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
+        return error::format(errc::io, errno, "flushing target {}", p.target);
+    }
+    // The partitions' sizes as written (libfdisk aligns a grown partition's end).
+    std::vector<table_entry> written = p.table.entries;
+    if (p.d->table.kind != table_kind::none) {
+        auto t = read_partition_table(f.buffered, p.target);
+        if (!t) {
+            return t.err();
+        }
+        written = t->entries;
+        struct stat st {};
+        if (fstat(f.buffered, &st) == 0 && S_ISBLK(st.st_mode)) {
+            ioctl(f.buffered, BLKRRPART);  // best effort: the kernel learns the new partitions
+        }
+    }
+    // Filesystems of a resizable image fill their partitions.
+    if (m.kind == image_kind::single_disk_resizable) {
+        for (const auto& rp : p.regions) {
+            const region& r = *rp.r;
+            if (!fs_can_resize(r.fs)) {
+                continue;
+            }
+            std::uint64_t part_size = p.d->table.kind == table_kind::none ? p.target_size : 0;
+            std::uint64_t part_start = 0;
+            for (const auto& e : written) {
+                if (e.number == r.partition_number) {
+                    part_size = e.size_bytes;
+                    part_start = e.start_bytes;
+                }
+            }
+            const std::uint64_t new_fs = part_size;
+            if (new_fs > r.fs_size_bytes + mib) {
+                log::info("{}: growing partition {} ({}) from {} to {} bytes", p.target,
+                          r.partition_number, fs_name(r.fs), r.fs_size_bytes, new_fs);
+                SHOAL_RETURN_IF_ERROR(resize_fs(p.target, r.fs, part_start, part_size, new_fs));
+            }
+        }
+        if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
+            return error::format(errc::io, errno, "flushing target {}", p.target);
+        }
+    }
+    return ok();
+}
+
 result<restore_summary> restore_image(const chunk_store& store, const manifest& m,
                                       const restore_options& options) {
     if (options.targets.size() != m.disks.size()) {
@@ -532,30 +638,20 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
             options.on_progress(done.load(), total);
         }
     };
-    // Open and plan every disk before writing to any.
-    std::vector<std::unique_ptr<fd_pair>> fds;
-    std::vector<disk_plan> plans;
+    // Plan every disk before writing to any: a target too small stops it all untouched.
+    std::vector<std::unique_ptr<disk_restore>> disks;
     for (std::size_t i = 0; i < m.disks.size(); ++i) {
-        const disk& d = m.disks[i];
-        auto f = std::make_unique<fd_pair>();
-        std::uint64_t size = 0;
-        SHOAL_RETURN_IF_ERROR(open_target(
-            options.targets[i],
-            options.new_file_size_bytes != 0 ? options.new_file_size_bytes : d.size_bytes, *f,
-            size));
-        auto p = plan_disk(m, d, options.targets[i], size);
-        if (!p) {
-            return p.err();
+        auto dr = disk_restore::open(m, m.disks[i], options.targets[i],
+                                     options.new_file_size_bytes, options.resume);
+        if (!dr) {
+            return dr.err();
         }
-        plans.push_back(std::move(*p));
-        fds.push_back(std::move(f));
+        disks.push_back(std::move(*dr));
     }
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-        disk_plan& p = plans[i];
-        const fd_pair& f = *fds[i];
-        if (p.d->table.kind != table_kind::none && !options.resume) {
-            SHOAL_RETURN_IF_ERROR(invalidate_table(f.buffered, p.target_size, p.target));
-        }
+    for (auto& dr : disks) {
+        SHOAL_RETURN_IF_ERROR(dr->begin());
+        const disk_plan& p = dr->_s->plan;
+        const fd_pair& f = dr->_s->fds;
         // Partitions first, then the disk's head (which holds the old table's bytes), then the
         // table.
         std::vector<chunk_job> body;
@@ -570,51 +666,7 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
         SHOAL_RETURN_IF_ERROR(
             w.run(body, threads, options.on_progress ? std::function<void()>(progress) : nullptr));
         SHOAL_RETURN_IF_ERROR(w.run(head, threads, nullptr));
-        if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
-            return error::format(errc::io, errno, "flushing target {}", p.target);
-        }
-        SHOAL_RETURN_IF_ERROR(
-            write_partition_table(f.buffered, p.table, p.target_size, p.exact_table, p.target));
-        if (fdatasync(f.buffered) != 0 && errno != EINVAL) {
-            return error::format(errc::io, errno, "flushing target {}", p.target);
-        }
-        // The partitions' sizes as written (libfdisk aligns a grown partition's end).
-        std::vector<table_entry> written = p.table.entries;
-        if (p.d->table.kind != table_kind::none) {
-            auto t = read_partition_table(f.buffered, p.target);
-            if (!t) {
-                return t.err();
-            }
-            written = t->entries;
-            struct stat st {};
-            if (fstat(f.buffered, &st) == 0 && S_ISBLK(st.st_mode)) {
-                ioctl(f.buffered, BLKRRPART);  // best effort: the kernel learns the new partitions
-            }
-        }
-        // Filesystems of a resizable image fill their partitions.
-        if (m.kind == image_kind::single_disk_resizable) {
-            for (const auto& rp : p.regions) {
-                const region& r = *rp.r;
-                if (!fs_can_resize(r.fs)) {
-                    continue;
-                }
-                std::uint64_t part_size = p.d->table.kind == table_kind::none ? p.target_size : 0;
-                std::uint64_t part_start = 0;
-                for (const auto& e : written) {
-                    if (e.number == r.partition_number) {
-                        part_size = e.size_bytes;
-                        part_start = e.start_bytes;
-                    }
-                }
-                const std::uint64_t new_fs = part_size;
-                if (new_fs > r.fs_size_bytes + mib) {
-                    log::info("{}: growing partition {} ({}) from {} to {} bytes", p.target,
-                              r.partition_number, fs_name(r.fs), r.fs_size_bytes, new_fs);
-                    SHOAL_RETURN_IF_ERROR(resize_fs(p.target, r.fs, part_start, part_size, new_fs));
-                }
-            }
-            fdatasync(f.buffered);
-        }
+        SHOAL_RETURN_IF_ERROR(dr->finish());
     }
     progress();
     return summary;

@@ -13,8 +13,10 @@
 // their raw SHA-256) are not written again.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,69 @@ struct restore_summary {
     std::uint64_t skipped_bytes = 0;  // used bytes found already in place (resume)
     std::uint64_t chunks_written = 0;
     std::uint64_t chunks_skipped = 0;
+};
+
+// Where a chunk's raw bytes land: [raw_offset, raw_offset+size) of the chunk goes to
+// offset_bytes (relative to the region's start, or the disk's once placed).
+struct piece {
+    std::uint64_t offset_bytes = 0;
+    std::size_t raw_offset = 0;
+    std::size_t size = 0;
+    friend bool operator==(const piece&, const piece&) = default;
+};
+
+// A region's chunk -> extent map: chunk i holds used-stream bytes [start(i), +raw_size),
+// which fall in one or more used extents. Pure computation (no I/O).
+class region_map {
+public:
+    explicit region_map(const region& r);
+    // Chunk `chunk`'s pieces, offsets relative to the region's start, into out (cleared).
+    void pieces(std::size_t chunk, std::vector<piece>& out) const;
+    std::uint64_t chunk_stream_start(std::size_t chunk) const noexcept { return _chunk_start[chunk]; }
+
+private:
+    const region* _r;
+    std::vector<std::uint64_t> _extent_start;  // prefix sums of extent sizes
+    std::vector<std::uint64_t> _chunk_start;   // prefix sums of chunk raw sizes
+};
+
+// One disk's restore in steps, for a writer that gets chunks in any order (a multicast
+// receiver; restore_image runs the same steps). open() plans (the size check: nothing is
+// written to a target too small); begin() invalidates the target's table unless resuming,
+// so a restore that stops part-way leaves no valid table; the caller then writes every
+// chunk's pieces at region_offset + piece offset through fd(), the disk's head region
+// (the table's sectors) after the partitions; finish() flushes, writes the partition
+// table (the last thing written) and grows the filesystems of a resizable image.
+class disk_restore {
+public:
+    // Opens target (block device O_EXCL, or a file made new_file_size_bytes when missing or
+    // empty; 0: the captured size). Errors: no_space ("target X holds N bytes, the image's
+    // disk 1 needs at least M"), io, invalid_argument.
+    static result<std::unique_ptr<disk_restore>> open(const manifest& m, const disk& d,
+                                                      const std::string& target,
+                                                      std::uint64_t new_file_size_bytes,
+                                                      bool resume);
+    ~disk_restore();
+    disk_restore(const disk_restore&) = delete;
+    status begin();
+    disk_restore& operator=(const disk_restore&) = delete;
+
+    int fd() const noexcept;         // buffered, read-write
+    int direct_fd() const noexcept;  // O_DIRECT, or -1
+    std::uint64_t target_size() const noexcept;
+    const std::string& target() const noexcept;
+    // Where region `region_index` of the disk starts on the target.
+    std::uint64_t region_offset(std::size_t region_index) const noexcept;
+    // Flush, partition table, grow (see above).
+    status finish();
+
+    struct state;
+
+private:
+    friend result<restore_summary> restore_image(const chunk_store&, const manifest&,
+                                                 const restore_options&);
+    explicit disk_restore(std::unique_ptr<state> s) noexcept;
+    std::unique_ptr<state> _s;
 };
 
 // Errors name the target/chunk and what is wrong; no_space: "target X holds N bytes, the

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct prepared_session {
     // caller's input itself (which must then outlive the session; nothing is copied).
     std::vector<std::span<const std::byte>> chunk_wire;
     std::vector<std::vector<std::byte>> chunk_frames;
+    // Whatever else chunk_wire points into (an image's chunk files, mapped): kept alive
+    // as long as the prepared session is.
+    std::shared_ptr<const void> storage;
 
     // objects[0] = manifest, objects[i+1] = chunk i: what sender::create takes.
     std::vector<std::span<const std::byte>> objects() const;

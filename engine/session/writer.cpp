@@ -49,6 +49,7 @@ struct write_slot {
 
 struct writer::state {
     int fd = -1;
+    std::unique_ptr<target_placement> placement;  // set: chunks go through it, not fd
     std::string path;
     bool resume = false;
     std::vector<std::uint8_t> chunk_on_disk;  // written or found present, per chunk
@@ -101,9 +102,7 @@ struct writer::state {
         const write_done d{w.chunk, true, w.size, false};
         if (!chunk_on_disk[w.chunk]) {
             chunk_on_disk[w.chunk] = 1;
-            if (++on_disk_count == manifest.chunks.size() && !discard && fdatasync(fd) != 0 &&
-                errno != EINVAL) {
-                fail(error(errc::io, errno, "flushing the target"));
+            if (++on_disk_count == manifest.chunks.size() && !finish_target()) {
                 return false;
             }
         }
@@ -111,20 +110,50 @@ struct writer::state {
         return true;
     }
 
+    // Every chunk is on the target: flush (and for a placement, write what it held back
+    // and grow filesystems) before the last chunk is reported, so "complete" means done.
+    bool finish_target() {
+        if (placement) {
+            if (auto st = placement->finish(); !st) {
+                fail(st.err());
+                return false;
+            }
+            return true;
+        }
+        if (!discard && fdatasync(fd) != 0 && errno != EINVAL) {
+            fail(error(errc::io, errno, "flushing the target"));
+            return false;
+        }
+        return true;
+    }
+
     // Resume: each chunk whose extent of the target already holds its bytes is reported
     // present. Reads through the page cache with its own descriptor; stops early on stop.
-    void scan_present() {
-        const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (rfd < 0) {
+    bool scan_present() {
+        const int rfd = placement ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (rfd < 0 && !placement) {
             log::warn("resume: cannot read target {} ({}); receiving everything", path,
                       std::strerror(errno));
-            return;
+            return true;
         }
         std::byte* buffer = slots[0].data;
         std::uint32_t found = 0;
         std::uint64_t found_bytes = 0;
+        std::vector<std::uint32_t> present;
         for (std::uint32_t i = 0; i < manifest.chunks.size() && !stop.load(std::memory_order_acquire); ++i) {
             const auto& entry = manifest.chunks[i];
+            if (placement) {
+                if (!placement->read_chunk(i, {buffer, entry.raw_size}) ||
+                    sha256_of({buffer, entry.raw_size}) != entry.raw_sha256) {
+                    continue;
+                }
+                chunk_on_disk[i] = 1;
+                ++on_disk_count;
+                ++found;
+                found_bytes += entry.raw_size;
+                present.push_back(i);
+                continue;
+            }
             std::size_t got = 0;
             while (got < entry.raw_size) {
                 const ssize_t n = pread(rfd, buffer + got, entry.raw_size - got,
@@ -144,11 +173,21 @@ struct writer::state {
             ++on_disk_count;
             ++found;
             found_bytes += entry.raw_size;
-            post({i, true, entry.raw_size, true});
+            present.push_back(i);
         }
-        close(rfd);
+        if (rfd >= 0) {
+            close(rfd);
+        }
         log::info("resume: {} of {} chunks ({} bytes) already on {}", found, manifest.chunks.size(),
                   found_bytes, path);
+        // All there: finish the target before the receiver hears of the last one.
+        if (on_disk_count == manifest.chunks.size() && !manifest.chunks.empty() && !finish_target()) {
+            return false;
+        }
+        for (const std::uint32_t i : present) {
+            post({i, true, manifest.chunks[i].raw_size, true});
+        }
+        return true;
     }
 
     bool reap(bool wait) {
@@ -187,8 +226,8 @@ struct writer::state {
     }
 
     void run() {
-        if (resume && !discard) {
-            scan_present();
+        if (resume && !discard && !scan_present()) {
+            return;
         }
         ZSTD_DCtx* dctx = ZSTD_createDCtx();
         std::int64_t throttle_start_ns = time::monotonic_ns();
@@ -233,6 +272,12 @@ struct writer::state {
                 st = verify_and_decode(entry, {j.data, j.size}, {w.data, entry.raw_size}, dctx);
                 w.source = w.data;
             }
+            if (st && placement && entry.codec != wire::chunk_codec::raw &&
+                sha256_of({w.source, entry.raw_size}) != entry.raw_sha256) {
+                // An image's frame that decodes to other bytes than the image recorded:
+                // the same verdict as a bad hash (never written).
+                st = error(errc::corrupt, "chunk decodes to bytes that do not match its raw SHA-256");
+            }
             if (!st) {
                 post({j.chunk, false, entry.raw_size});
                 continue;
@@ -248,7 +293,13 @@ struct writer::state {
             w.done = 0;
             w.busy = true;
             ++in_flight;
-            if (discard) {
+            if (placement) {
+                if (auto ws = placement->write_chunk(j.chunk, {w.source, entry.raw_size}); !ws) {
+                    fail(ws.err());
+                    break;
+                }
+            }
+            if (discard || placement) {
                 if (!finish_chunk(free_slot)) {
                     break;
                 }
@@ -348,6 +399,36 @@ result<std::unique_ptr<writer>> writer::open(const std::string& path,
         return sys_error(e, "setting up io_uring for the target's writes");
     }
     s->ring_ready = true;
+    auto* raw = s.get();
+    s->thread = std::thread([raw] { raw->run(); });
+    return std::unique_ptr<writer>(new writer(std::move(s)));
+}
+
+result<std::unique_ptr<writer>> writer::open(std::unique_ptr<target_placement> placement,
+                                             const wire::session_manifest& manifest,
+                                             double throttle_Bps, bool resume) {
+    if (!placement) {
+        return error(errc::invalid_argument, "writer::open: no placement");
+    }
+    auto s = std::make_unique<state>();
+    s->manifest = manifest;
+    s->path = "the image's targets";
+    s->placement = std::move(placement);
+    s->resume = resume;
+    s->chunk_on_disk.assign(manifest.chunks.size(), 0);
+    s->throttle_Bps = throttle_Bps;
+    std::uint32_t raw_max = 1;
+    for (const auto& c : manifest.chunks) {
+        raw_max = std::max(raw_max, c.raw_size);
+    }
+    auto pool = buffer_pool::create(raw_max, writes_in_flight_max, direct_alignment);
+    if (!pool) {
+        return pool.err();
+    }
+    s->buffers.emplace(std::move(*pool));
+    for (auto& w : s->slots) {
+        w.data = s->buffers->get();
+    }
     auto* raw = s.get();
     s->thread = std::thread([raw] { raw->run(); });
     return std::unique_ptr<writer>(new writer(std::move(s)));

@@ -23,6 +23,22 @@
 
 namespace shoal::session {
 
+// Where chunks' raw bytes go when the target is not one flat range at target_offset: an
+// image session's disks (deploy/image_target.h). Called on the writer's thread only, with
+// bytes already checked against both of the chunk's SHA-256.
+class target_placement {
+public:
+    virtual ~target_placement() = default;
+    // Writes the chunk's verified raw bytes to their places. An error stops the writer.
+    virtual status write_chunk(std::uint32_t chunk, std::span<const std::byte> raw) = 0;
+    // Resume: reads what the target holds at the chunk's places into out (its raw size).
+    // false when it cannot (the chunk is then received again).
+    virtual bool read_chunk(std::uint32_t chunk, std::span<std::byte> out) = 0;
+    // Every chunk is on the target: flush, write what was held back (the partition table
+    // last) and grow filesystems. The receiver reports complete only after this succeeded.
+    virtual status finish() = 0;
+};
+
 struct write_done {
     std::uint32_t chunk = 0;
     bool written = false;       // false: failed its hash (ask again) — see writer::failure
@@ -35,6 +51,11 @@ public:
     // Opens the target for the manifest's size. Errors: not_found, no_space ("target of N
     // bytes, the image needs M"), io.
     static result<std::unique_ptr<writer>> open(const std::string& path,
+                                                const wire::session_manifest& manifest,
+                                                double throttle_Bps = 0, bool resume = false);
+    // The same with a placement that owns the target(s): chunks are verified (wire and raw
+    // SHA-256) and decompressed here, then handed to placement->write_chunk.
+    static result<std::unique_ptr<writer>> open(std::unique_ptr<target_placement> placement,
                                                 const wire::session_manifest& manifest,
                                                 double throttle_Bps = 0, bool resume = false);
     ~writer();

@@ -6,7 +6,7 @@ namespace shoal::wire {
 namespace {
 
 constexpr std::uint32_t manifest_magic = 0x53484d46;  // "SHMF"
-constexpr std::uint16_t manifest_version = 2;
+constexpr std::uint16_t manifest_version = 3;
 
 void put_u16(std::byte* p, std::uint16_t v) {
     p[0] = std::byte(v >> 8);
@@ -35,6 +35,10 @@ status check_entries(const session_manifest& m) {
     if (m.chunks.size() > manifest_chunk_count_max) {
         return error::format(errc::invalid_argument, 0, "manifest has {} chunks, at most {}",
                              m.chunks.size(), manifest_chunk_count_max);
+    }
+    if (m.image_manifest.size() > image_manifest_size_max) {
+        return error::format(errc::invalid_argument, 0, "image manifest of {} bytes, at most {}",
+                             m.image_manifest.size(), image_manifest_size_max);
     }
     std::uint64_t end_of_previous = 0;
     for (std::size_t i = 0; i < m.chunks.size(); ++i) {
@@ -67,7 +71,18 @@ status check_entries(const session_manifest& m) {
             return error::format(errc::malformed, 0,
                                  "manifest chunk {} ends past the target size {}", i, m.target_size);
         }
+        if (m.is_image() && c.target_offset != end_of_previous) {
+            return error::format(errc::malformed, 0,
+                                 "image session chunk {} at offset {}: chunks must follow each "
+                                 "other from 0 (expected {})",
+                                 i, c.target_offset, end_of_previous);
+        }
         end_of_previous = c.target_offset + c.raw_size;
+    }
+    if (m.is_image() && end_of_previous != m.target_size) {
+        return error::format(errc::malformed, 0,
+                             "image session chunks cover {} bytes, the used streams hold {}",
+                             end_of_previous, m.target_size);
     }
     return ok();
 }
@@ -78,14 +93,15 @@ result<std::vector<std::byte>> encode_manifest(const session_manifest& manifest)
     if (auto s = check_entries(manifest); !s) {
         return error(errc::invalid_argument, s.err().context());
     }
-    std::vector<std::byte> out(manifest_header_size + manifest.chunks.size() * manifest_entry_size);
+    std::vector<std::byte> out(manifest_header_size + manifest.chunks.size() * manifest_entry_size +
+                               manifest.image_manifest.size());
     std::byte* p = out.data();
     put_u32(p, manifest_magic);
     put_u16(p + 4, manifest_version);
     put_u16(p + 6, 0);
     put_u64(p + 8, manifest.target_size);
     put_u32(p + 16, static_cast<std::uint32_t>(manifest.chunks.size()));
-    put_u32(p + 20, 0);
+    put_u32(p + 20, static_cast<std::uint32_t>(manifest.image_manifest.size()));
     p += manifest_header_size;
     for (const chunk_entry& c : manifest.chunks) {
         std::memcpy(p, c.sha256.data(), 32);
@@ -96,6 +112,9 @@ result<std::vector<std::byte>> encode_manifest(const session_manifest& manifest)
         std::memset(p + 49, 0, 7);
         std::memcpy(p + 56, c.raw_sha256.data(), 32);
         p += manifest_entry_size;
+    }
+    if (!manifest.image_manifest.empty()) {
+        std::memcpy(p, manifest.image_manifest.data(), manifest.image_manifest.size());
     }
     return out;
 }
@@ -119,8 +138,10 @@ result<session_manifest> decode_manifest(std::span<const std::byte> bytes) {
         return error::format(errc::unsupported, 0, "manifest flags {:#06x} unknown to this build",
                              get_u16(p + 6));
     }
-    if (get_u32(p + 20) != 0) {
-        return error(errc::malformed, "manifest header's reserved bytes are not zero");
+    const std::uint32_t image_size = get_u32(p + 20);
+    if (image_size > image_manifest_size_max) {
+        return error::format(errc::malformed, 0, "manifest claims an image manifest of {} bytes, at most {}",
+                             image_size, image_manifest_size_max);
     }
     session_manifest m;
     m.target_size = get_u64(p + 8);
@@ -129,11 +150,12 @@ result<session_manifest> decode_manifest(std::span<const std::byte> bytes) {
         return error::format(errc::malformed, 0, "manifest claims {} chunks, at most {}", count,
                              manifest_chunk_count_max);
     }
-    const std::size_t size = manifest_header_size + std::size_t{count} * manifest_entry_size;
+    const std::size_t size =
+        manifest_header_size + std::size_t{count} * manifest_entry_size + image_size;
     if (bytes.size() != size) {
         return error::format(bytes.size() < size ? errc::truncated : errc::malformed, 0,
-                             "manifest of {} bytes, its {} chunks need {}", bytes.size(), count,
-                             size);
+                             "manifest of {} bytes, its {} chunks and {}-byte image manifest need {}",
+                             bytes.size(), count, image_size, size);
     }
     m.chunks.resize(count);
     p += manifest_header_size;
@@ -151,6 +173,7 @@ result<session_manifest> decode_manifest(std::span<const std::byte> bytes) {
         std::memcpy(c.raw_sha256.data(), p + 56, 32);
         p += manifest_entry_size;
     }
+    m.image_manifest.assign(p, p + image_size);
     SHOAL_RETURN_IF_ERROR(check_entries(m));
     return m;
 }

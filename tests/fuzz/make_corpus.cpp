@@ -2,6 +2,7 @@
 // real encoders, so the fuzzers start from packets the parsers accept.
 //   build-fuzz/tests/fuzz/make_corpus tests/fuzz/corpus
 // Seeds are committed; run this again when a format changes.
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -82,6 +83,16 @@ void manifest_seeds(const fs::path& dir) {
     gaps.chunks.push_back({{}, 4096, 4096, 0, wire::chunk_codec::raw});
     gaps.chunks.push_back({{}, 100, 8192, 1u << 20, wire::chunk_codec::zstd});
     save(dir, "gaps", *wire::encode_manifest(gaps));
+    // An image session: two chunks tiling 6 MiB of used streams, with an image manifest
+    // (its bytes opaque here; deploy/ decodes them).
+    wire::session_manifest image;
+    image.target_size = 6u << 20;
+    image.chunks.push_back({{1}, 1000, 4u << 20, 0, wire::chunk_codec::zstd, {2}});
+    image.chunks.push_back({{3}, 500, 2u << 20, 4u << 20, wire::chunk_codec::zstd, {4}});
+    const char text[] = "SHOALIMG image manifest bytes ride along";
+    image.image_manifest.resize(sizeof text);
+    std::memcpy(image.image_manifest.data(), text, sizeof text);
+    save(dir, "image", *wire::encode_manifest(image));
 }
 
 // fuzz_receiver scripts.

@@ -1,4 +1,5 @@
-// shoal send FILE: stream a file (an image, a disk, anything) to a multicast group.
+// shoal send FILE | --image NAME: stream a file (a disk, anything) or an image from the
+// chunk store to a multicast group. The loop itself is deploy::run_sender.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -19,6 +20,9 @@
 #include "commands.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "deploy/image_session.h"
+#include "deploy/run.h"
+#include "image/store.h"
 #include "session/chunks.h"
 #include "session/sender.h"
 #include "transfer_options.h"
@@ -40,6 +44,8 @@ struct send_options {
     std::string floor = "0";
     std::string slow_policy = "catch-up";
     std::string idle_timeout = "5s";
+    std::string image;  // from the store instead of a file
+    std::string store;
 };
 
 double cpu_seconds() {
@@ -78,55 +84,87 @@ int run_send(const send_options& o) {
         std::fprintf(stderr, "shoal send: --slow-policy is catch-up or fall-back\n");
         return 2;
     }
-
-    const int fd = ::open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        std::fprintf(stderr, "shoal send: cannot open %s: %s\n", o.file.c_str(), std::strerror(errno));
-        return 1;
-    }
-    struct stat st{};
-    fstat(fd, &st);
-    const auto size = static_cast<std::size_t>(st.st_size);
-    if (size == 0) {
-        std::fprintf(stderr, "shoal send: %s is empty: nothing to send\n", o.file.c_str());
-        return 1;
-    }
-    void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        std::fprintf(stderr, "shoal send: cannot map %s: %s\n", o.file.c_str(), std::strerror(errno));
-        return 1;
+    if (o.file.empty() == o.image.empty()) {
+        std::fprintf(stderr, "shoal send: give a FILE to send, or --image NAME from the store (not both)\n");
+        return 2;
     }
 
     const double cpu_start = cpu_seconds();
     const std::int64_t prepare_start = time::monotonic_ns();
-    // Raw chunks are sent from the mapping itself: it stays mapped until we return.
-    auto prepared = session::prepare_session({static_cast<const std::byte*>(map), size}, *chunk,
-                                             o.level, std::thread::hardware_concurrency());
+    session::prepared_session prepared;
+    void* map = MAP_FAILED;
+    std::size_t size = 0;
     struct unmap_at_exit {
-        void* p;
-        std::size_t n;
-        ~unmap_at_exit() { munmap(p, n); }
+        void*& p;
+        std::size_t& n;
+        ~unmap_at_exit() {
+            if (p != MAP_FAILED) {
+                munmap(p, n);
+            }
+        }
     } unmap{map, size};
-    if (!prepared) {
-        std::fprintf(stderr, "shoal send: %s\n", prepared.err().describe().c_str());
-        return 1;
+    if (!o.image.empty()) {
+        // The store's chunks as they are: no recompression.
+        const std::string store_path = o.store.empty() ? image::default_store_path() : o.store;
+        auto store = image::chunk_store::open(store_path, false);
+        if (!store) {
+            std::fprintf(stderr, "shoal send: store %s: %s\n", store_path.c_str(), store.err().describe().c_str());
+            return 1;
+        }
+        auto p = deploy::prepare_image_session(**store, o.image);
+        if (!p) {
+            std::fprintf(stderr, "shoal send: %s\n", p.err().describe().c_str());
+            return 1;
+        }
+        prepared = std::move(*p);
+        size = prepared.manifest.target_size;
+    } else {
+        const int fd = ::open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            std::fprintf(stderr, "shoal send: cannot open %s: %s\n", o.file.c_str(), std::strerror(errno));
+            return 1;
+        }
+        struct stat st{};
+        fstat(fd, &st);
+        const auto file_size = static_cast<std::size_t>(st.st_size);
+        if (file_size == 0) {
+            close(fd);
+            std::fprintf(stderr, "shoal send: %s is empty: nothing to send\n", o.file.c_str());
+            return 1;
+        }
+        map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        close(fd);
+        if (map == MAP_FAILED) {
+            std::fprintf(stderr, "shoal send: cannot map %s: %s\n", o.file.c_str(), std::strerror(errno));
+            return 1;
+        }
+        size = file_size;
+        // Raw chunks are sent from the mapping itself: it stays mapped until we return.
+        auto p = session::prepare_session({static_cast<const std::byte*>(map), size}, *chunk,
+                                          o.level, std::thread::hardware_concurrency());
+        if (!p) {
+            std::fprintf(stderr, "shoal send: %s\n", p.err().describe().c_str());
+            return 1;
+        }
+        prepared = std::move(*p);
     }
     std::uint64_t wire_bytes = 0;
-    for (const auto& c : prepared->chunk_wire) {
+    for (const auto& c : prepared.chunk_wire) {
         wire_bytes += c.size();
     }
-    log::info("send: {} in {} chunks, {} on the wire (zstd level {}), prepared in {:.2f} s",
-              human_bytes(static_cast<double>(size)), prepared->chunk_wire.size(),
-              human_bytes(static_cast<double>(wire_bytes)), o.level,
+    log::info("send: {} in {} chunks, {} on the wire ({}), prepared in {:.2f} s",
+              human_bytes(static_cast<double>(size)), prepared.chunk_wire.size(),
+              human_bytes(static_cast<double>(wire_bytes)),
+              o.image.empty() ? fmt::format("zstd level {}", o.level) : "image " + o.image + " as stored",
               static_cast<double>(time::monotonic_ns() - prepare_start) / 1e9);
 
-    session::sender_config sc;
+    deploy::send_config config;
+    config.udp = *udp;
+    session::sender_config& sc = config.sender;
     std::random_device entropy;
     sc.session_id = static_cast<std::uint32_t>(entropy()) | 1u;
     sc.key = *key;
     sc.k_max = static_cast<std::uint8_t>(o.k);
-    sc.symbol_size = static_cast<std::uint16_t>(udp->payload_size_max - wire::data_header_size);
     sc.rate_bps = *rate;
     sc.adaptive_rate = o.adaptive;
     sc.receivers_min = o.receivers_min;
@@ -135,94 +173,50 @@ int run_send(const send_options& o) {
     sc.rate_floor_kBps = o.floor == "0" ? 0 : static_cast<std::uint32_t>(*floor / 8 / 1000);
     sc.slow_policy = o.slow_policy == "fall-back" ? session::slow_receiver_policy::fall_back
                                                   : session::slow_receiver_policy::catch_up;
-    auto sender = session::sender::create(sc, prepared->objects(), prepared->manifest_sha256);
-    if (!sender) {
-        std::fprintf(stderr, "shoal send: %s\n", sender.err().describe().c_str());
-        return 1;
-    }
-    auto io = io::udp_uring::create(*udp);
-    if (!io) {
-        std::fprintf(stderr, "shoal send: %s\n", io.err().describe().c_str());
-        return 1;
-    }
     log::info("send: session {:08x} to {}:{} at {} Mbit/s{}; waiting for {} receiver(s), at most {} s",
               sc.session_id, o.transfer.group, o.transfer.port, sc.rate_bps / 1'000'000,
               o.adaptive ? " (adaptive)" : "", sc.receivers_min,
               static_cast<double>(sc.wait_max_ns) / 1e9);
-
-    constexpr std::size_t burst = 32;
-    io::packet packets[burst];
-    std::int64_t next_progress_ns = time::monotonic_ns() + time::ns_per_s;
     std::unordered_map<std::uint32_t, std::uint64_t> last_bytes;  // per receiver, a second ago
-    const double cpu_sending = cpu_seconds();
-    while (!(*sender)->finished()) {
-        const std::int64_t now = time::monotonic_ns();
-        if ((*sender)->next_send_ns(now) <= now) {
-            const std::size_t got = (*io)->alloc_burst(packets, burst);
-            const std::size_t made = (*sender)->produce(packets, got, now);
-            std::size_t sent = 0;
-            while (sent < made) {
-                auto r = (*io)->send_burst(packets + sent, made - sent);
-                if (!r) {
-                    std::fprintf(stderr, "shoal send: %s\n", r.err().describe().c_str());
-                    return 1;
-                }
-                sent += *r;
-                if (*r == 0) {
-                    time::sleep_for_ns(20'000);  // the socket is full: let it drain
-                }
-            }
-            (*io)->release_burst(packets + made, got - made);
+    config.on_progress = [&](const deploy::send_progress& p) {
+        std::size_t complete = 0;
+        for (const auto& r : p.receivers) {
+            complete += (r.flags & wire::status_flag_complete) != 0;
         }
-        const std::int64_t wait_ns =
-            std::clamp<std::int64_t>((*sender)->next_send_ns(time::monotonic_ns()) - time::monotonic_ns(), 0, 1'000'000);
-        auto n = (*io)->recv_burst(packets, burst, wait_ns);
-        if (n) {
-            const std::int64_t at = time::monotonic_ns();
-            for (std::size_t i = 0; i < *n; ++i) {
-                (*sender)->on_packet({packets[i].data, packets[i].size}, packets[i].peer.sin_addr.s_addr, at);
-            }
-            (*io)->release_burst(packets, *n);
+        log::info("send: block {}/{} ({:.0f}%), {} receiver(s), {} complete, {} repairs sent",
+                  p.position, p.block_count, 100.0 * p.position / std::max<std::uint32_t>(1, p.block_count),
+                  p.receivers.size(), complete, p.stats->repair_packets);
+        // One line per receiver, the slowest first, at most 16.
+        std::vector<const session::receiver_report*> order;
+        for (const auto& r : p.receivers) {
+            order.push_back(&r);
         }
-        if (now >= next_progress_ns) {
-            next_progress_ns = now + time::ns_per_s;
-            std::size_t complete = 0;
-            for (const auto& r : (*sender)->receivers()) {
-                complete += (r.flags & wire::status_flag_complete) != 0;
-            }
-            const auto pos = (*sender)->position();
-            log::info("send: block {}/{} ({:.0f}%), {} receiver(s), {} complete, {} repairs sent",
-                      pos, (*sender)->block_count(), 100.0 * pos / (*sender)->block_count(),
-                      (*sender)->receivers().size(), complete, (*sender)->stats().repair_packets);
-            // One line per receiver, the slowest first, at most 16.
-            std::vector<const session::receiver_report*> order;
-            for (const auto& r : (*sender)->receivers()) {
-                order.push_back(&r);
-            }
-            std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->bytes_written < b->bytes_written; });
-            for (std::size_t i = 0; i < order.size() && i < 16; ++i) {
-                const auto& r = *order[i];
-                const std::uint64_t before = last_bytes[r.id];
-                last_bytes[r.id] = r.bytes_written;
-                log::info("  {:08x} {:<15} {:5.1f}%  {:>9}  {:>11}  loss {:.2f}%{}{}", r.id,
-                          address_text(r.address), 100.0 * static_cast<double>(r.bytes_written) / static_cast<double>(size),
-                          human_bytes(static_cast<double>(r.bytes_written)),
-                          human_rate(static_cast<double>(r.bytes_written - std::min(before, r.bytes_written))),
-                          r.loss_ppm / 1e4, (r.flags & wire::status_flag_lagging) ? "  lagging" : "",
-                          (r.flags & wire::status_flag_complete) ? "  complete" : "");
-            }
+        std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->bytes_written < b->bytes_written; });
+        for (std::size_t i = 0; i < order.size() && i < 16; ++i) {
+            const auto& r = *order[i];
+            const std::uint64_t before = last_bytes[r.id];
+            last_bytes[r.id] = r.bytes_written;
+            log::info("  {:08x} {:<15} {:5.1f}%  {:>9}  {:>11}  loss {:.2f}%{}{}", r.id,
+                      address_text(r.address), 100.0 * static_cast<double>(r.bytes_written) / static_cast<double>(size),
+                      human_bytes(static_cast<double>(r.bytes_written)),
+                      human_rate(static_cast<double>(r.bytes_written - std::min(before, r.bytes_written))),
+                      r.loss_ppm / 1e4, (r.flags & wire::status_flag_lagging) ? "  lagging" : "",
+                      (r.flags & wire::status_flag_complete) ? "  complete" : "");
         }
+    };
+    auto run = deploy::run_sender(prepared, config);
+    if (!run) {
+        std::fprintf(stderr, "shoal send: %s\n", run.err().describe().c_str());
+        return 1;
     }
-
-    const auto& stats = (*sender)->stats();
-    const double seconds = static_cast<double>(stats.end_ns - stats.start_ns) / 1e9;
+    const auto& stats = run->stats;
+    const double seconds = run->seconds;
     const double cpu_total = cpu_seconds() - cpu_start;
-    const double cpu_send = cpu_seconds() - cpu_sending;
-    std::size_t complete = 0;
+    const double cpu_send = run->cpu_seconds_sending;
+    const std::size_t complete = run->complete;
     nlohmann::json receivers = nlohmann::json::array();
-    for (const auto& r : (*sender)->receivers()) {
+    for (const auto& r : run->receivers) {
         const bool done = (r.flags & wire::status_flag_complete) != 0;
-        complete += done;
         const double t = done ? static_cast<double>(r.complete_ns - stats.start_ns) / 1e9 : 0;
         receivers.push_back({{"id", fmt::format("{:08x}", r.id)},
                              {"address", address_text(r.address)},
@@ -247,6 +241,9 @@ int run_send(const send_options& o) {
                             {"cpu_seconds", cpu_total},
                             {"cpu_seconds_sending", cpu_send},
                             {"receivers", receivers}};
+        if (!o.image.empty()) {
+            j["image"] = o.image;
+        }
         std::printf("%s\n", j.dump().c_str());
     }
     std::fprintf(stderr,
@@ -254,7 +251,7 @@ int run_send(const send_options& o) {
                  "%llu proactive, %llu repair packets; cpu %.2f s\n",
                  human_bytes(static_cast<double>(size)).c_str(), seconds,
                  human_rate(seconds > 0 ? static_cast<double>(size) / seconds : 0).c_str(), complete,
-                 (*sender)->receivers().size(), static_cast<unsigned long long>(stats.source_packets),
+                 run->receivers.size(), static_cast<unsigned long long>(stats.source_packets),
                  static_cast<unsigned long long>(stats.proactive_packets),
                  static_cast<unsigned long long>(stats.repair_packets), cpu_total);
     for (const auto& r : receivers) {
@@ -264,7 +261,7 @@ int run_send(const send_options& o) {
                      human_bytes(r["bytes_written"].get<double>()).c_str(), r["seconds"].get<double>(),
                      r["loss_ppm"].get<double>() / 1e4, r["told_slow"].get<bool>() ? "  (below floor)" : "");
     }
-    return complete == (*sender)->receivers().size() && complete >= o.receivers_min ? 0 : 1;
+    return complete == run->receivers.size() && complete >= o.receivers_min ? 0 : 1;
 }
 
 }  // namespace
@@ -272,7 +269,12 @@ int run_send(const send_options& o) {
 void add_send_command(CLI::App& app, command_set& commands) {
     auto opts = std::make_shared<send_options>();
     auto* sub = app.add_subcommand("send", "stream a file or image to a multicast group");
-    sub->add_option("file", opts->file, "what to send (image file, disk, any file)")->required();
+    sub->add_option("file", opts->file, "what to send (image file, disk, any file)");
+    sub->add_option("--image", opts->image,
+                    "send this image from the chunk store as stored (receivers write it as "
+                    "`shoal image restore` would)");
+    sub->add_option("--store", opts->store,
+                    "the chunk store (default: $SHOAL_STORE, else /var/lib/shoal/images)");
     opts->transfer.add_to(*sub);
     sub->add_option("--rate", opts->rate, "pace, IP-layer bits/s (950M, 1G)")->capture_default_str();
     sub->add_flag("--adaptive", opts->adaptive, "lower or raise the rate with receivers' loss");
