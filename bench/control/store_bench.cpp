@@ -117,7 +117,8 @@ void list_tasks(benchmark::State& state, const std::string& backend) {
     const auto limit = state.range(0);
     for (auto _ : state) {
         auto r = f.repo->list_tasks({}, {.limit = limit, .offset = 0});
-        if (!r || static_cast<std::int64_t>(r->size()) != std::min<std::int64_t>(limit, host_count)) {
+        if (!r ||
+            static_cast<std::int64_t>(r->size()) != std::min<std::int64_t>(limit, host_count)) {
             state.SkipWithError("list_tasks failed");
             break;
         }
@@ -133,7 +134,8 @@ void list_tasks_in_progress(benchmark::State& state, const std::string& backend)
         return;
     }
     for (auto _ : state) {
-        auto r = f.repo->list_tasks({.state = task_state::in_progress}, {.limit = 100, .offset = 0});
+        auto r =
+            f.repo->list_tasks({.state = task_state::in_progress}, {.limit = 100, .offset = 0});
         if (!r || r->size() != 100) {
             state.SkipWithError("list_tasks failed");
             break;
@@ -188,7 +190,8 @@ void progress_batch(benchmark::State& state, const std::string& backend) {
         return;
     }
     // A session's report each second: every in-progress receiver's figures, one transaction.
-    auto tasks = f.repo->list_tasks({.state = task_state::in_progress}, {.limit = page::limit_max, .offset = 0});
+    auto tasks = f.repo->list_tasks({.state = task_state::in_progress},
+                                    {.limit = page::limit_max, .offset = 0});
     std::vector<std::pair<record_id, task_progress>> updates;
     for (const task& t : *tasks) {
         task_progress p;
@@ -209,7 +212,10 @@ void progress_batch(benchmark::State& state, const std::string& backend) {
 }  // namespace
 
 BENCHMARK_CAPTURE(list_tasks, sqlite, std::string("sqlite"))->Arg(100)->Arg(500)->UseRealTime();
-BENCHMARK_CAPTURE(list_tasks, postgresql, std::string("postgresql"))->Arg(100)->Arg(500)->UseRealTime();
+BENCHMARK_CAPTURE(list_tasks, postgresql, std::string("postgresql"))
+    ->Arg(100)
+    ->Arg(500)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(list_tasks_in_progress, sqlite, std::string("sqlite"))->UseRealTime();
 BENCHMARK_CAPTURE(list_tasks_in_progress, postgresql, std::string("postgresql"))->UseRealTime();
 BENCHMARK_CAPTURE(host_by_mac, sqlite, std::string("sqlite"))->UseRealTime();
