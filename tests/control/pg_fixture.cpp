@@ -105,8 +105,8 @@ bool pg_cluster::start() {
     }
     const std::string log = _dir + "/setup.log";
     // trust: only this test's processes reach the socket; --no-sync: a test cluster.
-    if (run_as_postgres({bin("initdb"), "-D", _dir + "/data", "-U", "postgres", "-A", "trust",
-                         "-E", "UTF8", "--locale=C", "--no-sync"},
+    if (run_as_postgres({bin("initdb"), "-D", _dir + "/data", "-U", "postgres", "-A", "trust", "-E",
+                         "UTF8", "--locale=C", "--no-sync"},
                         log) != 0) {
         _error = "initdb failed; see " + log;
         return false;
@@ -135,9 +135,9 @@ bool pg_cluster::pg_ctl_stop(const char* mode) {
         return true;
     }
     _running = false;
-    return run_as_postgres({bin("pg_ctl"), "-D", _dir + "/data", "-m", mode, "-w", "-t", "60",
-                            "stop"},
-                           _dir + "/setup.log") == 0;
+    return run_as_postgres(
+               {bin("pg_ctl"), "-D", _dir + "/data", "-m", mode, "-w", "-t", "60", "stop"},
+               _dir + "/setup.log") == 0;
 }
 
 std::string pg_cluster::conninfo(const std::string& dbname) const {

@@ -57,9 +57,9 @@ TEST(model, macs_normalize_and_bad_ones_name_the_field) {
     EXPECT_EQ(*normalize_mac("00:12:3F:C4:57:0C"), "00:12:3f:c4:57:0c");
     EXPECT_EQ(*normalize_mac("00-12-3f-c4-57-0c"), "00:12:3f:c4:57:0c");
     EXPECT_EQ(*normalize_mac("00123FC4570C"), "00:12:3f:c4:57:0c");
-    for (const char* bad : {"", "00:12:3F:C4:57", "00:12:3F:C4:57:0C:11", "zz:12:3f:c4:57:0c",
-                            "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "01:00:5e:00:00:01",
-                            "00:12-3f:c4:57:0c"}) {
+    for (const char* bad :
+         {"", "00:12:3F:C4:57", "00:12:3F:C4:57:0C:11", "zz:12:3f:c4:57:0c", "ff:ff:ff:ff:ff:ff",
+          "00:00:00:00:00:00", "01:00:5e:00:00:01", "00:12-3f:c4:57:0c"}) {
         auto r = normalize_mac(bad);
         ASSERT_FALSE(r) << bad;
         EXPECT_EQ(r.err().code(), errc::invalid_argument);
@@ -117,9 +117,9 @@ TEST(model, cron_has_five_fields_in_range) {
     for (const char* good : {"0 19 * * 1-5", "*/15 * * * *", "0,30 8-18/2 1 1-12 0", "5 4 * * 7"}) {
         EXPECT_TRUE(validate_cron(good)) << good;
     }
-    for (const char* bad : {"", "* * * *", "* * * * * *", "60 * * * *", "* 24 * * *",
-                            "* * 0 * *", "* * * 13 *", "* * * * 8", "5-1 * * * *", "*/0 * * * *",
-                            "1, * * * *", "a * * * *"}) {
+    for (const char* bad :
+         {"", "* * * *", "* * * * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *",
+          "* * * * 8", "5-1 * * * *", "*/0 * * * *", "1, * * * *", "a * * * *"}) {
         auto st = validate_cron(bad);
         ASSERT_FALSE(st) << bad;
         EXPECT_EQ(error_field(st.err()), "cron");
@@ -559,8 +559,7 @@ TEST_P(store_test, task_keys_and_batch_progress) {
     auto running = repo->set_session_state(s->id, session_state::running);
     ASSERT_TRUE(running);
     EXPECT_TRUE(running->started_at);
-    EXPECT_EQ(repo->set_session_state(s->id, session_state::waiting).err().code(),
-              errc::conflict);
+    EXPECT_EQ(repo->set_session_state(s->id, session_state::waiting).err().code(), errc::conflict);
     auto listed = repo->list_sessions({.state = session_state::running}, {});
     ASSERT_EQ(listed->size(), 1u);
     EXPECT_EQ((*listed)[0].tasks.size(), 2u);
@@ -639,8 +638,7 @@ TEST_P(store_test, passwords_are_argon2id_and_verified) {
     ASSERT_TRUE(ok_user) << ok_user.err().describe();
     EXPECT_EQ(ok_user->id, created->id);
     EXPECT_EQ(repo->verify_password("alice", "correct horse batterY").err().code(), errc::denied);
-    EXPECT_EQ(repo->verify_password("mallory", "correct horse battery").err().code(),
-              errc::denied);
+    EXPECT_EQ(repo->verify_password("mallory", "correct horse battery").err().code(), errc::denied);
 
     ASSERT_TRUE(repo->set_password(created->id, "a new passphrase"));
     EXPECT_FALSE(repo->verify_password("alice", "correct horse battery"));
@@ -702,8 +700,8 @@ TEST_P(store_test, tokens_are_looked_up_by_secret_and_expire) {
         sqlite3* db = nullptr;
         ASSERT_EQ(sqlite3_open((_dir + "/shoal.db").c_str(), &db), SQLITE_OK);
         sqlite3_stmt* st = nullptr;
-        ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM tokens WHERE secret_sha256 = ?1",
-                                     -1, &st, nullptr),
+        ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM tokens WHERE secret_sha256 = ?1", -1,
+                                     &st, nullptr),
                   SQLITE_OK);
         sqlite3_bind_text(st, 1, t->secret.c_str(), -1, SQLITE_TRANSIENT);
         ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
@@ -818,8 +816,7 @@ TEST(open, urls_pick_the_backend) {
     auto mem = open_repository("sqlite::memory:");
     ASSERT_TRUE(mem) << mem.err().describe();
     EXPECT_EQ((*mem)->backend(), "sqlite");
-    auto unreachable =
-        open_repository("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
+    auto unreachable = open_repository("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
     ASSERT_FALSE(unreachable);
     EXPECT_EQ(unreachable.err().code(), errc::unavailable);
     auto bad_dir = open_repository("/nonexistent/dir/shoal.db");
@@ -827,9 +824,7 @@ TEST(open, urls_pick_the_backend) {
     EXPECT_EQ(bad_dir.err().code(), errc::io);
 }
 
-std::string backend_name(const ::testing::TestParamInfo<std::string>& param) {
-    return param.param;
-}
+std::string backend_name(const ::testing::TestParamInfo<std::string>& param) { return param.param; }
 INSTANTIATE_TEST_SUITE_P(backends, store_test, ::testing::Values("sqlite", "postgresql"),
                          backend_name);
 
