@@ -186,10 +186,17 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
         secret_file = it->get<std::string>();
     }
     auto secret = load_secret(secret_file);
-    if (!secret) {
+    if (secret) {
+        t.session_secret = std::move(*secret);
+    } else if (secret.err().code() == errc::corrupt) {
         return secret.err();
+    } else {
+        // Not fatal: sessions then get new keys when shoald restarts, and the PCs ask for
+        // their session again anyway when the sender falls silent.
+        log::warn("tasks: {}; session keys will change when shoald restarts (set "
+                  "tasks.session_secret_file to a writable path)",
+                  secret.err().describe());
     }
-    t.session_secret = std::move(*secret);
     return t;
 }
 
