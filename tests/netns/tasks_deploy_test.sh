@@ -63,7 +63,7 @@ cat > "$work/shoald.json" <<JSON
            "dhcp": {"enabled": true, "mode": "proxy", "interfaces": ["eth0"],
                     "leases_path": "$work/dhcp.leases"}},
   "tasks": {"interface": "eth0", "session_secret_file": "$work/session-secret",
-            "rate_bps": 40000000, "wait_max_s": 120, "finish_grace_s": 30,
+            "rate_bps": 24000000, "wait_max_s": 120, "finish_grace_s": 30,
             "resume_wait_s": 15, "tick_ms": 200}
 }
 JSON
