@@ -416,7 +416,7 @@ void service::start_sessions(std::int64_t now_s) {
         }
         waiting_session w{s.id, s.image_id, s.created_at,
                           static_cast<std::uint32_t>(std::max(s.receivers_min, 1)), s.wait_max_s,
-                          0, 0};
+                          0, 0, _config.gather_s};
         for (const auto& t : *tasks) {
             if (!store::is_final(t.state)) {
                 ++w.tasks_count;

@@ -52,6 +52,8 @@ struct tasks_config {
     // count means all of them, the default) or after wait_max_s.
     std::int32_t receivers_min = 100000;
     std::int32_t wait_max_s = 600;
+    // A new session gathers tasks this long before it may start (planner.h).
+    std::int64_t gather_s = 5;
     std::vector<in_addr> wol_broadcasts;  // besides each host's last known subnet broadcast
     std::uint16_t wol_port = 9;
     cron_zone zone = cron_zone::utc;

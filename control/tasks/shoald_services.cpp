@@ -5,7 +5,7 @@
 // The config's "tasks" object (every key optional):
 //   "multicast_group_base": "239.77.0.1", "multicast_port": 5500, "multicast_slots": 4096,
 //   "interface": "eth1", "interface_address": "10.77.0.1", "ttl": 1,
-//   "rate_bps": 900000000, "receivers_min": 100000, "wait_max_s": 600,
+//   "rate_bps": 900000000, "receivers_min": 100000, "wait_max_s": 600, "gather_s": 5,
 //   "wol_broadcasts": ["10.77.255.255"], "wol_port": 9, "cron_zone": "utc" | "local",
 //   "session_secret_file": "/var/lib/shoal/session-secret", "finish_grace_s": 30,
 //   "resume_wait_s": 20, "tick_ms": 500, "progress_interval_ms": 1000
@@ -110,7 +110,7 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
     const json& doc = c.tasks;
     static const std::set<std::string> known = {
         "multicast_group_base", "multicast_port", "multicast_slots", "interface",
-        "interface_address", "ttl", "rate_bps", "receivers_min", "wait_max_s", "wol_broadcasts",
+        "interface_address", "ttl", "rate_bps", "receivers_min", "wait_max_s", "gather_s", "wol_broadcasts",
         "wol_port", "cron_zone", "session_secret_file", "finish_grace_s", "resume_wait_s",
         "tick_ms", "progress_interval_ms"};
     for (auto it = doc.begin(); it != doc.end(); ++it) {
@@ -150,6 +150,7 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
     SHOAL_RETURN_IF_ERROR(read_number(doc, "rate_bps", t.rate_bps, 1'000'000, 400'000'000'000));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "receivers_min", t.receivers_min, 1, 100000));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "wait_max_s", t.wait_max_s, 0, 7 * 24 * 3600));
+    SHOAL_RETURN_IF_ERROR(read_number(doc, "gather_s", t.gather_s, 0, 3600));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "wol_port", t.wol_port, 1, 65535));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "finish_grace_s", t.finish_grace_s, 1, 3600));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "resume_wait_s", t.resume_wait_s, 1, 3600));

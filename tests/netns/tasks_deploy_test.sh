@@ -34,6 +34,8 @@ fail() { echo "FAIL: $*" >&2; echo "--- shoald log (tail)"; tail -30 "$work"/sho
 pass=0
 ok() { pass=$((pass + 1)); echo "ok $pass - $*"; }
 in_s() { ip netns exec "$prefix-s" "$@"; }
+# The admin talks to shoald from its own namespace (the host namespace has no route to it).
+hcurl() { ip netns exec "$prefix-s" curl "$@"; }
 
 # --- the image: a real ext4 with real files, captured into the store
 ref=$work/ref
@@ -63,7 +65,7 @@ cat > "$work/shoald.json" <<JSON
            "dhcp": {"enabled": true, "mode": "proxy", "interfaces": ["eth0"],
                     "leases_path": "$work/dhcp.leases"}},
   "tasks": {"interface": "eth0", "session_secret_file": "$work/session-secret",
-            "rate_bps": 24000000, "wait_max_s": 120, "finish_grace_s": 30,
+            "rate_bps": 24000000, "wait_max_s": 120, "gather_s": 5, "finish_grace_s": 30,
             "resume_wait_s": 15, "tick_ms": 200}
 }
 JSON
@@ -71,7 +73,7 @@ start_shoald() {
   in_s "$shoald" --config "$work/shoald.json" >> "$work/shoald.log" 2>&1 &
   shoald_pid=$!
   for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "$server/boot" 2>/dev/null && return 0
+    hcurl -sf -o /dev/null "$server/boot" 2>/dev/null && return 0
     kill -0 "$shoald_pid" 2>/dev/null || fail "shoald exited at start"
     sleep 0.1
   done
@@ -80,10 +82,10 @@ start_shoald() {
 start_shoald
 ok "shoald serves at $server"
 
-token=$(curl -sf -X POST "$server/api/v1/login" -d '{"user":"admin","password":"lab-admin-password"}' |
+token=$(hcurl -sf -X POST "$server/api/v1/login" -d '{"user":"admin","password":"lab-admin-password"}' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') || fail "login"
 api() {  # api METHOD PATH [BODY]
-  curl -sS -X "$1" -H "Authorization: Bearer $token" ${3:+-d "$3"} "$server/api/v1$2"
+  hcurl -sS -X "$1" -H "Authorization: Bearer $token" ${3:+-d "$3"} "$server/api/v1$2"
 }
 image_id=$(api POST /images '{"name":"lab-ext4","kind":"multi_partition_single_disk"}' |
            python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') || fail "image record"

@@ -117,6 +117,19 @@ TEST(planner, receivers_min_above_the_task_count_is_the_task_count) {
     EXPECT_EQ(should_start(w, 1).decision, start_decision::start_joined);
 }
 
+TEST(planner, a_new_session_gathers_tasks_before_it_starts_on_its_joined_count) {
+    // One task, its PC joined at once: with gather_s the session waits for the room's
+    // other tasks, made a moment later, instead of starting alone.
+    waiting_session w{1, 7, 100, 0, 600, 1, 1, 5};
+    auto v = should_start(w, 102);
+    EXPECT_EQ(v.decision, start_decision::wait);
+    EXPECT_NE(v.reason.find("gathering tasks for 3 s more"), std::string::npos) << v.reason;
+    w.tasks_count = 4;
+    w.joined_count = 4;
+    EXPECT_EQ(should_start(w, 104).decision, start_decision::wait);
+    EXPECT_EQ(should_start(w, 105).decision, start_decision::start_joined);
+}
+
 TEST(planner, nobody_joined_keeps_waiting_past_the_timeout) {
     waiting_session w{1, 7, 0, 0, 60, 3, 0};
     auto v = should_start(w, 1000);

@@ -104,6 +104,7 @@ struct fixture : ::testing::Test {
         c.tick_ms = 50;
         c.progress_interval_ms = 200;
         c.wait_max_s = 600;
+        c.gather_s = 0;
         return c;
     }
 
