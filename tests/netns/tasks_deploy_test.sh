@@ -24,6 +24,7 @@ work=$(mktemp -d /tmp/shoal-tasks.XXXXXX)
 lab_up "$prefix" "$pcs"
 shoald_pid=
 cleanup() {
+  [ -n "${KEEP_WORK:-}" ] && { echo "work kept in $work"; cp -r "$work" /tmp/tasks-kept 2>/dev/null; }
   [ -n "$shoald_pid" ] && kill -9 "$shoald_pid" 2>/dev/null || true
   lab_down "$prefix"
   rm -rf "$work"
@@ -70,7 +71,8 @@ cat > "$work/shoald.json" <<JSON
 }
 JSON
 start_shoald() {
-  in_s "$shoald" --config "$work/shoald.json" >> "$work/shoald.log" 2>&1 &
+  # ip netns exec execs shoald: $! is shoald itself (a shell function would add a subshell)
+  ip netns exec "$prefix-s" "$shoald" --config "$work/shoald.json" >> "$work/shoald.log" 2>&1 &
   shoald_pid=$!
   for _ in $(seq 1 100); do
     hcurl -sf -o /dev/null "$server/boot" 2>/dev/null && return 0
@@ -191,6 +193,7 @@ done
 [ "$n" -ge 1 ] || fail "round 2: no progress before the kill"
 api GET "/tasks?limit=100" > "$work/before.json"
 kill -9 "$shoald_pid"; wait "$shoald_pid" 2>/dev/null || true
+! ip netns pids "$prefix-s" | grep -q . || fail "shoald still runs after SIGKILL"
 ok "round 2: shoald killed (SIGKILL) with $n task(s) in progress"
 sleep 1
 start_shoald
