@@ -65,11 +65,14 @@ result<send_summary> run_sender(const session::prepared_session& prepared,
     std::int64_t next_progress_ns = start_ns + progress_interval_ns;
     const double cpu_start = cpu_seconds();
     while (!(*sender)->finished()) {
-        if (cancelled(config.cancel)) {
-            summary.cancelled = true;
-            break;
-        }
         const std::int64_t now = time::monotonic_ns();
+        if (!summary.cancelled && cancelled(config.cancel)) {
+            // Tell receivers the session is over (a few "done" announces), then return.
+            summary.cancelled = true;
+            (*sender)->end(now);
+            log::info("send: session ended on request; telling receivers ({} announces so far)",
+                      (*sender)->stats().announce_packets);
+        }
         if ((*sender)->next_send_ns(now) <= now) {
             const std::size_t got = (*io)->alloc_burst(packets, send_burst);
             const std::size_t made = (*sender)->produce(packets, got, now);

@@ -45,7 +45,8 @@ struct send_config {
     // session_id 0: chosen at random. symbol_size is set from udp.payload_size_max.
     session::sender_config sender;
     std::function<void(const send_progress&)> on_progress;  // about once a second
-    const std::atomic<bool>* cancel = nullptr;              // set to true: stop sending and return
+    // true: end the session now (receivers are told, a few "done" announces) and return.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct send_summary {
