@@ -82,6 +82,7 @@ def main():
         with open(key, "wb") as f:
             f.write(os.urandom(32))
         restore_s, deploy_s, send_cpu = [], [], []
+        wire_share = float("nan")
         ref = os.path.join(w, "restored.img")
         for i in range(runs):
             if os.path.exists(ref):
@@ -115,7 +116,9 @@ def main():
                     return 1
             deploy_s.append(time.monotonic() - t0)
             out, _ = sender.communicate()
-            send_cpu.append(json.loads(out)["cpu_seconds"])
+            sent = json.loads(out)
+            send_cpu.append(sent["cpu_seconds"])
+            wire_share = sent["wire_bytes"] / sent["bytes"]
             for o in outs:
                 if not same(o, ref):
                     print("FAIL: %s differs from shoal image restore's result" % o, file=sys.stderr)
@@ -128,13 +131,14 @@ def main():
             "restore_MBps": restore_rate, "deploy_MBps_per_receiver": deploy_rate,
             "deploy_MBps_all_receivers": deploy_rate * receivers,
             "ratio_per_receiver": deploy_rate / restore_rate,
-            "sender_cpu_s": min(send_cpu),
+            "sender_cpu_s": min(send_cpu), "wire_bytes_per_used_byte": wire_share,
         }
         if a.json:
             print(json.dumps(report, indent=2))
         else:
-            print("disk of %d MiB, ext4 with %.1f MiB used (real files), best of %d, --rate %s, %d cores"
-                  % (fs_mb + 2, used / 2**20, runs, a.rate, os.cpu_count()))
+            print("disk of %d MiB, ext4 with %.1f MiB used (real files), %.2f wire bytes per used "
+                  "byte, best of %d, --rate %s, %d cores"
+                  % (fs_mb + 2, used / 2**20, wire_share, runs, a.rate, os.cpu_count()))
             print("| what | MB/s per disk | disks | MB/s written in all | per disk / local restore |")
             print("|---|---|---|---|---|")
             print("| shoal image restore (local) | %.0f | 1 | %.0f | 1.00 |" % (restore_rate, restore_rate))

@@ -75,7 +75,8 @@ public:
             if (has_table && off < held_back_bytes) {
                 // Kept in memory until every chunk is on the disk: until then the target
                 // shows no partition table (see finish).
-                const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, held_back_bytes - off));
+                const std::size_t n =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(size, held_back_bytes - off));
                 held& h = _held[at.disk];
                 std::memcpy(h.bytes.data() + off, raw.data() + raw_off, n);
                 std::fill(h.mask.begin() + static_cast<std::ptrdiff_t>(off),
@@ -85,7 +86,8 @@ public:
                 size -= n;
             }
             if (size > 0) {
-                SHOAL_RETURN_IF_ERROR(pwrite_all(d.fd(), raw.data() + raw_off, size, off, d.target()));
+                SHOAL_RETURN_IF_ERROR(
+                    pwrite_all(d.fd(), raw.data() + raw_off, size, off, d.target()));
             }
         }
         return ok();
@@ -208,7 +210,8 @@ result<session::prepared_session> prepare_image_session(const image::chunk_store
     }
     const image_layout layout(*m);
     if (layout.chunk_count() == 0) {
-        return error::format(errc::invalid_argument, 0, "image {} holds no data: nothing to send", name);
+        return error::format(errc::invalid_argument, 0, "image {} holds no data: nothing to send",
+                             name);
     }
     session::prepared_session p;
     p.manifest = layout.session_manifest();
@@ -234,7 +237,8 @@ result<session::prepared_session> prepare_image_session(const image::chunk_store
         return error::format(errc::unsupported, 0,
                              "image {} has {} distinct chunks; a session maps at most {} (about "
                              "{} GiB at 4 MiB chunks)",
-                             name, distinct.size(), mapped_chunks_max, mapped_chunks_max * 4 / 1024);
+                             name, distinct.size(), mapped_chunks_max,
+                             mapped_chunks_max * 4 / 1024);
     }
     auto maps = std::make_shared<mappings>();
     maps->maps.resize(distinct.size(), {nullptr, 0});
@@ -288,8 +292,9 @@ result<session::prepared_session> prepare_image_session(const image::chunk_store
             }
         }
     };
-    const unsigned n = std::max(1u, std::min<unsigned>(threads != 0 ? threads : std::thread::hardware_concurrency(),
-                                                        static_cast<unsigned>(distinct.size())));
+    const unsigned n = std::max(
+        1u, std::min<unsigned>(threads != 0 ? threads : std::thread::hardware_concurrency(),
+                               static_cast<unsigned>(distinct.size())));
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < n; ++t) {
         pool.emplace_back(work);
@@ -314,7 +319,8 @@ result<session::prepared_session> prepare_image_session(const image::chunk_store
     p.manifest_bytes = std::move(*bytes);
     p.manifest_sha256 = session::sha256_of(p.manifest_bytes);
     log::info("image {}: {} chunks ({} distinct), {} used bytes, session manifest {} bytes", name,
-              layout.chunk_count(), distinct.size(), p.manifest.target_size, p.manifest_bytes.size());
+              layout.chunk_count(), distinct.size(), p.manifest.target_size,
+              p.manifest_bytes.size());
     return p;
 }
 
@@ -332,8 +338,8 @@ result<image::manifest> image_of_session(const wire::session_manifest& session) 
         return error::format(errc::malformed, 0,
                              "session of {} chunks ({} bytes) does not carry image {} ({} chunks, "
                              "{} bytes)",
-                             session.chunks.size(), session.target_size, m->name, want.chunks.size(),
-                             want.target_size);
+                             session.chunks.size(), session.target_size, m->name,
+                             want.chunks.size(), want.target_size);
     }
     for (std::size_t i = 0; i < want.chunks.size(); ++i) {
         const auto& a = want.chunks[i];

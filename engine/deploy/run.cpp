@@ -23,7 +23,8 @@ constexpr std::int64_t progress_interval_ns = time::ns_per_s;
 double cpu_seconds() {
     tms t{};
     times(&t);
-    return static_cast<double>(t.tms_utime + t.tms_stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    return static_cast<double>(t.tms_utime + t.tms_stime) /
+           static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 bool cancelled(const std::atomic<bool>* flag) {
@@ -32,7 +33,8 @@ bool cancelled(const std::atomic<bool>* flag) {
 
 }  // namespace
 
-result<send_summary> run_sender(const session::prepared_session& prepared, const send_config& config) {
+result<send_summary> run_sender(const session::prepared_session& prepared,
+                                const send_config& config) {
     session::sender_config sc = config.sender;
     if (sc.session_id == 0) {
         std::random_device entropy;
@@ -41,7 +43,8 @@ result<send_summary> run_sender(const session::prepared_session& prepared, const
     if (config.udp.payload_size_max <= wire::data_header_size) {
         return error(errc::invalid_argument, "payload size too small for a data packet");
     }
-    sc.symbol_size = static_cast<std::uint16_t>(config.udp.payload_size_max - wire::data_header_size);
+    sc.symbol_size =
+        static_cast<std::uint16_t>(config.udp.payload_size_max - wire::data_header_size);
     auto sender = session::sender::create(sc, prepared.objects(), prepared.manifest_sha256);
     if (!sender) {
         return sender.err();
@@ -62,11 +65,14 @@ result<send_summary> run_sender(const session::prepared_session& prepared, const
     std::int64_t next_progress_ns = start_ns + progress_interval_ns;
     const double cpu_start = cpu_seconds();
     while (!(*sender)->finished()) {
-        if (cancelled(config.cancel)) {
-            summary.cancelled = true;
-            break;
-        }
         const std::int64_t now = time::monotonic_ns();
+        if (!summary.cancelled && cancelled(config.cancel)) {
+            // Tell receivers the session is over (a few "done" announces), then return.
+            summary.cancelled = true;
+            (*sender)->end(now);
+            log::info("send: session ended on request; telling receivers ({} announces so far)",
+                      (*sender)->stats().announce_packets);
+        }
         if ((*sender)->next_send_ns(now) <= now) {
             const std::size_t got = (*io)->alloc_burst(packets, send_burst);
             const std::size_t made = (*sender)->produce(packets, got, now);
@@ -90,7 +96,8 @@ result<send_summary> run_sender(const session::prepared_session& prepared, const
         if (n) {
             const std::int64_t at = time::monotonic_ns();
             for (std::size_t i = 0; i < *n; ++i) {
-                (*sender)->on_packet({packets[i].data, packets[i].size}, packets[i].peer.sin_addr.s_addr, at);
+                (*sender)->on_packet({packets[i].data, packets[i].size},
+                                     packets[i].peer.sin_addr.s_addr, at);
             }
             (*io)->release_burst(packets, *n);
         }
@@ -138,7 +145,8 @@ result<recv_summary> run_receiver(const recv_config& config) {
     if (!io) {
         return io.err();
     }
-    log::info("recv: receiver {:08x} listening on port {} for a session", (*rx)->id(), config.udp.port);
+    log::info("recv: receiver {:08x} listening on port {} for a session", (*rx)->id(),
+              config.udp.port);
 
     recv_summary summary;
     summary.id = (*rx)->id();
@@ -162,13 +170,16 @@ result<recv_summary> run_receiver(const recv_config& config) {
             break;
         }
         std::int64_t now = time::monotonic_ns();
-        if (phase == session::receiver_phase::waiting_announce && now - start_ns > config.join_timeout_ns) {
+        if (phase == session::receiver_phase::waiting_announce &&
+            now - start_ns > config.join_timeout_ns) {
             return error::format(errc::timeout, 0,
                                  "no session announced on port {} for {:.0f} s (is the sender "
                                  "running, with the same --key-file, on this interface?)",
-                                 config.udp.port, static_cast<double>(config.join_timeout_ns) / 1e9);
+                                 config.udp.port,
+                                 static_cast<double>(config.join_timeout_ns) / 1e9);
         }
-        const std::int64_t wait_ns = std::clamp<std::int64_t>((*rx)->next_event_ns(now) - now, 0, 2'000'000);
+        const std::int64_t wait_ns =
+            std::clamp<std::int64_t>((*rx)->next_event_ns(now) - now, 0, 2'000'000);
         auto n = (*io)->recv_burst(packets, recv_burst, waiting.empty() ? wait_ns : 0);
         if (!n) {
             return n.err();
@@ -205,7 +216,8 @@ result<recv_summary> run_receiver(const recv_config& config) {
                 if (!placement) {
                     return placement.err();
                 }
-                w = session::writer::open(std::move(*placement), m, config.throttle_Bps, config.resume);
+                w = session::writer::open(std::move(*placement), m, config.throttle_Bps,
+                                          config.resume);
             } else {
                 if (!config.image_name.empty()) {
                     return error::format(errc::invalid_argument, 0,
@@ -231,7 +243,8 @@ result<recv_summary> run_receiver(const recv_config& config) {
                 waiting.push_back(c);
             }
             std::size_t taken = 0;
-            while (taken < waiting.size() && writer->submit(waiting[taken].chunk, waiting[taken].wire)) {
+            while (taken < waiting.size() &&
+                   writer->submit(waiting[taken].chunk, waiting[taken].wire)) {
                 ++taken;
             }
             waiting.erase(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(taken));
@@ -278,7 +291,8 @@ result<recv_summary> run_receiver(const recv_config& config) {
         }
     }
     summary.stats = (*rx)->stats();
-    summary.seconds = first_data_ns > 0 ? static_cast<double>(time::monotonic_ns() - first_data_ns) / 1e9 : 0;
+    summary.seconds =
+        first_data_ns > 0 ? static_cast<double>(time::monotonic_ns() - first_data_ns) / 1e9 : 0;
     summary.cpu_seconds = cpu_seconds() - cpu_start;
     summary.complete = (*rx)->phase() == session::receiver_phase::finished && !summary.failure;
     if (!summary.complete && !summary.failure) {

@@ -28,12 +28,12 @@ namespace shoal::deploy {
 // ---- sender ----
 
 struct send_progress {
-    std::int64_t elapsed_ns = 0;          // since run_sender began
+    std::int64_t elapsed_ns = 0;  // since run_sender began
     wire::session_phase phase = wire::session_phase::waiting;
-    std::uint32_t position = 0;           // next block of the main pass
+    std::uint32_t position = 0;  // next block of the main pass
     std::uint32_t block_count = 0;
-    std::uint64_t total_bytes = 0;        // raw bytes each receiver writes
-    std::uint64_t rate_bps = 0;           // current pace
+    std::uint64_t total_bytes = 0;  // raw bytes each receiver writes
+    std::uint64_t rate_bps = 0;     // current pace
     const session::sender_stats* stats = nullptr;
     // Every receiver heard so far (id: the receiver's --id, e.g. its task id; bytes_written
     // of total_bytes; loss; flags: wire::status_flag_complete / _lagging / _failed).
@@ -45,18 +45,19 @@ struct send_config {
     // session_id 0: chosen at random. symbol_size is set from udp.payload_size_max.
     session::sender_config sender;
     std::function<void(const send_progress&)> on_progress;  // about once a second
-    const std::atomic<bool>* cancel = nullptr;  // set to true: stop sending and return
+    // true: end the session now (receivers are told, a few "done" announces) and return.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct send_summary {
     std::uint32_t session_id = 0;
-    std::uint64_t bytes = 0;          // raw bytes every receiver writes
-    std::uint64_t wire_bytes = 0;     // chunks' bytes as sent (compressed)
-    double seconds = 0;               // main pass start to end
-    double cpu_seconds_sending = 0;   // process CPU time while the loop ran
+    std::uint64_t bytes = 0;         // raw bytes every receiver writes
+    std::uint64_t wire_bytes = 0;    // chunks' bytes as sent (compressed)
+    double seconds = 0;              // main pass start to end
+    double cpu_seconds_sending = 0;  // process CPU time while the loop ran
     session::sender_stats stats;
     std::vector<session::receiver_report> receivers;
-    std::size_t complete = 0;         // receivers that said complete
+    std::size_t complete = 0;  // receivers that said complete
     bool cancelled = false;
 };
 
@@ -72,19 +73,19 @@ struct recv_progress {
     std::int64_t elapsed_ns = 0;
     session::receiver_phase phase = session::receiver_phase::waiting_announce;
     std::uint32_t chunks_written = 0;
-    std::uint32_t chunk_count = 0;         // 0 until the manifest is in
-    std::uint64_t total_bytes = 0;         // 0 until the manifest is in
+    std::uint32_t chunk_count = 0;  // 0 until the manifest is in
+    std::uint64_t total_bytes = 0;  // 0 until the manifest is in
     const session::receiver_stats* stats = nullptr;
 };
 
 struct recv_config {
     io::udp_config udp;
-    session::receiver_config receiver;     // receiver_id: e.g. shoald's task id (0: random)
+    session::receiver_config receiver;  // receiver_id: e.g. shoald's task id (0: random)
     // A plain session: one target (disk, partition, file or /dev/null). An image session:
     // one per disk of the image, written as `shoal image restore` would.
     std::vector<std::string> targets;
-    bool resume = false;                   // keep chunks already on the target(s)
-    double throttle_Bps = 0;               // tests of slow receivers
+    bool resume = false;                            // keep chunks already on the target(s)
+    double throttle_Bps = 0;                        // tests of slow receivers
     std::int64_t join_timeout_ns = 60'000'000'000;  // no session announced: give up
     // Non-empty: accept only an image session carrying this image (else fail clearly).
     std::string image_name;
@@ -95,15 +96,15 @@ struct recv_config {
 };
 
 struct recv_summary {
-    std::uint32_t id = 0;                  // this receiver's id
+    std::uint32_t id = 0;  // this receiver's id
     std::uint32_t session_id = 0;
-    bool complete = false;                 // every chunk written and verified (and for an
-                                           // image: table written, filesystems grown)
-    std::optional<error> failure;          // why not complete
-    bool target_failed = false;            // the failure was the target's (disk error)
-    std::string image_name;                // an image session's image
+    bool complete = false;         // every chunk written and verified (and for an
+                                   // image: table written, filesystems grown)
+    std::optional<error> failure;  // why not complete
+    bool target_failed = false;    // the failure was the target's (disk error)
+    std::string image_name;        // an image session's image
     session::receiver_stats stats;
-    double seconds = 0;                    // first data packet to the end
+    double seconds = 0;  // first data packet to the end
     double cpu_seconds = 0;
     bool cancelled = false;
 };

@@ -596,6 +596,16 @@ void sender::on_packet(std::span<const std::byte> bytes, std::uint32_t from_addr
 }
 
 wire::session_phase sender::phase() const noexcept { return _s->phase; }
+void sender::end(std::int64_t now_ns) noexcept {
+    state& s = *_s;
+    if (s.phase == wire::session_phase::done) {
+        return;
+    }
+    s.phase = wire::session_phase::done;
+    s.stats.end_ns = now_ns;
+    s.next_announce_ns = now_ns;
+}
+
 bool sender::finished() const noexcept {
     return _s->phase == wire::session_phase::done && _s->done_announces_left == 0;
 }

@@ -110,6 +110,10 @@ public:
     void on_packet(std::span<const std::byte> bytes, std::uint32_t from_address,
                    std::int64_t now_ns) noexcept;
 
+    // Ends the session now (a cancelled task): the "done" announces go out, receivers that
+    // still lack chunks stop with that count instead of waiting out their timeout.
+    void end(std::int64_t now_ns) noexcept;
+
     wire::session_phase phase() const noexcept;
     bool finished() const noexcept;
     std::uint64_t rate_bps() const noexcept;

@@ -11,6 +11,10 @@
 // With `resume`, a restarted receiver keeps what its last run left: before writing anything
 // the writer reads every chunk's extent of the target, and each whose bytes match the
 // manifest's raw SHA-256 comes back as `present` — the receiver need not receive it again.
+//
+// An image session's disks are not one flat range: there the writer hands each verified,
+// decompressed chunk (wire and raw SHA-256 both checked) to a target_placement
+// (deploy/image_session.h), which writes it to its extents and finishes the disks.
 #pragma once
 
 #include <cstdint>

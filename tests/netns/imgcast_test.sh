@@ -167,11 +167,44 @@ for i in 1 2; do
 done
 [ $failures -eq $before ] && echo "ok   multipart image: both receivers = shoal image restore byte for byte; one killed mid-stream and restarted with --resume ($resumed), fsck, files"
 
-# --- 3. a damaged chunk in the store: the sender refuses before it sends -------------------
+# --- 3. the sender interrupted (a cancelled task): receivers are told at once --------------
+before=$failures
+rm -f "$work/disk1" "$work/disk2"
+pids=()
+recv 1 "$work/disk1" --timeout 30s; pids+=($!)
+recv 2 "$work/disk2" --timeout 30s; pids+=($!)
+timeout 120 ip netns exec "$prefix-s" "$shoal" send --image lab --store "$S" -i eth0 \
+  --key-file "$work/key" --receivers 2 --wait 30s --rate 8M > /dev/null 2> "$work/send.log" &
+sender=$!
+sleep 3
+kill -TERM $sender   # timeout(1) passes it on to shoal send
+stopped=$(date +%s)
+for p in "${pids[@]}"; do if wait "$p"; then fail "interrupted: a receiver exited 0"; fi; done
+wait $sender 2>/dev/null || true
+elapsed=$(( $(date +%s) - stopped ))
+[ $elapsed -le 5 ] || fail "interrupted: receivers took ${elapsed}s to stop (their timeout is 30s)"
+grep -q "interrupted: the session was ended" "$work/send.log" || fail "interrupted: the sender did not say so"
+for i in 1 2; do
+  grep -q "NOT a complete copy" "$work/recv$i.log" || { fail "interrupted: r$i gave no clear error"; tail -2 "$work/recv$i.log"; }
+  if python3 -c "import json,sys; sys.exit(0 if json.load(open('$work/recv$i.json'))['complete'] else 1)"; then
+    fail "interrupted: r$i reported complete"
+  fi
+  if sfdisk -d "$work/disk$i" > /dev/null 2>&1; then fail "interrupted: r$i's disk shows a partition table"; fi
+done
+[ $failures -eq $before ] && echo "ok   sender interrupted: both receivers stopped within ${elapsed}s with a clear error, no table on their disks"
+
+# --- 4. a damaged chunk in the store: the sender refuses before it sends -------------------
 before=$failures
 cp -a "$S" "$work/damaged"
-victim=$(find "$work/damaged/chunks" -type f | head -1)
-printf '\x5a' | dd of="$victim" bs=1 seek=100 conv=notrunc status=none
+victim=$(find "$work/damaged/chunks" -type f -size +8k | head -1)
+python3 - "$victim" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:  # one bit flipped in the middle of the frame
+    f.seek(len(f.read()) // 2)
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x10]))
+PY
 start=$(date +%s)
 if timeout 60 ip netns exec "$prefix-s" "$shoal" send --image lab --store "$work/damaged" -i eth0 \
      --key-file "$work/key" --receivers 4 --wait 30s 2> "$work/send-damaged.log"; then

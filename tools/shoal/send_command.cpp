@@ -7,7 +7,9 @@
 #include <sys/times.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <algorithm>
 #include <random>
@@ -30,6 +32,10 @@
 namespace shoal::cli {
 
 namespace {
+
+// SIGINT/SIGTERM end the session cleanly: receivers are told it is over.
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) { interrupted.store(true); }
 
 struct send_options {
     transfer_options transfer;
@@ -204,7 +210,17 @@ int run_send(const send_options& o) {
                       (r.flags & wire::status_flag_complete) ? "  complete" : "");
         }
     };
+    config.cancel = &interrupted;
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     auto run = deploy::run_sender(prepared, config);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (run && run->cancelled) {
+        std::fprintf(stderr, "shoal send: interrupted: the session was ended, receivers were told\n");
+    }
     if (!run) {
         std::fprintf(stderr, "shoal send: %s\n", run.err().describe().c_str());
         return 1;

@@ -145,15 +145,16 @@ std::string make_ext4_disk(const temp_dir& dir) {
 
 // Feeds chunks (by session index, in the order given) through a writer until each is
 // reported; returns the reports.
-std::vector<session::write_done> feed(session::writer& w, const session::prepared_session& p,
-                                      const std::vector<std::uint32_t>& order,
-                                      const std::vector<std::span<const std::byte>>* wire = nullptr) {
+std::vector<session::write_done> feed(
+    session::writer& w, const session::prepared_session& p, const std::vector<std::uint32_t>& order,
+    const std::vector<std::span<const std::byte>>* wire = nullptr) {
     std::vector<session::write_done> out;
     std::size_t next = 0;
     const std::int64_t deadline = time::monotonic_ns() + 60 * time::ns_per_s;
     while (out.size() < order.size() && time::monotonic_ns() < deadline && w.failure() == nullptr) {
         if (next < order.size() &&
-            w.submit(order[next], wire != nullptr ? (*wire)[order[next]] : p.chunk_wire[order[next]])) {
+            w.submit(order[next],
+                     wire != nullptr ? (*wire)[order[next]] : p.chunk_wire[order[next]])) {
             ++next;
         }
         session::write_done d[16];
@@ -188,7 +189,8 @@ TEST(image_layout, chunks_map_to_their_extents_across_gaps_and_disks) {
 
     const auto s = layout.session_manifest();
     ASSERT_EQ(s.chunks.size(), 6u);
-    const std::uint64_t offsets[] = {0, mib, 3 * mib, 5 * mib, 5 * mib + mib / 2, 9 * mib + mib / 2};
+    const std::uint64_t offsets[] = {
+        0, mib, 3 * mib, 5 * mib, 5 * mib + mib / 2, 9 * mib + mib / 2};
     for (std::size_t i = 0; i < 6; ++i) {
         EXPECT_EQ(s.chunks[i].target_offset, offsets[i]) << i;
         EXPECT_EQ(s.chunks[i].sha256, layout.ref(static_cast<std::uint32_t>(i)).stored_sha256);
@@ -373,9 +375,10 @@ TEST_F(image_session_disk, bytes_that_fail_their_hash_never_reach_the_target) {
     image_layout(*image).pieces(1, pieces);
     const auto bytes = file_bytes(target);
     ASSERT_GE(bytes.size(), pieces[0].offset_bytes + pieces[0].size);
-    EXPECT_TRUE(std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(pieces[0].offset_bytes),
-                            bytes.begin() + static_cast<std::ptrdiff_t>(pieces[0].offset_bytes + pieces[0].size),
-                            [](char c) { return c == 0; }));
+    EXPECT_TRUE(std::all_of(
+        bytes.begin() + static_cast<std::ptrdiff_t>(pieces[0].offset_bytes),
+        bytes.begin() + static_cast<std::ptrdiff_t>(pieces[0].offset_bytes + pieces[0].size),
+        [](char c) { return c == 0; }));
 }
 
 TEST_F(image_session_disk, damaged_store_is_refused_before_anything_is_sent) {

@@ -308,5 +308,48 @@ TEST(wire_manifest, rejects_overlap_overflow_and_truncation) {
     EXPECT_NE(r.err().describe().find("chunk 2"), std::string::npos);
 }
 
+// Version 3's layout, byte for byte: the image manifest's length where version 2 had a
+// reserved word, its bytes after the entries; version 2 is refused by name.
+TEST(wire_manifest, image_session_encoding_is_golden) {
+    session_manifest m;
+    m.target_size = 3u << 20;
+    chunk_entry a;
+    a.sha256.fill(0x11);
+    a.raw_sha256.fill(0x22);
+    a.wire_size = 700;
+    a.raw_size = 2u << 20;
+    a.codec = chunk_codec::zstd;
+    chunk_entry b = a;
+    b.target_offset = 2u << 20;
+    b.raw_size = 1u << 20;
+    m.chunks = {a, b};
+    m.image_manifest = {std::byte{'S'}, std::byte{'H'}, std::byte{'O'}, std::byte{'A'}, std::byte{'L'}};
+    auto bytes = encode_manifest(m);
+    ASSERT_TRUE(bytes) << bytes.err().describe();
+    ASSERT_EQ(bytes->size(), manifest_header_size + 2 * manifest_entry_size + 5);
+    const std::uint8_t header[] = {'S', 'H', 'M', 'F', 0, 3, 0, 0,  0, 0, 0, 0, 0, 0x30, 0, 0,
+                                   0,   0,   0,   2,   0, 0, 0, 5};
+    EXPECT_EQ(std::memcmp(bytes->data(), header, sizeof header), 0);
+    EXPECT_EQ(std::memcmp(bytes->data() + bytes->size() - 5, "SHOAL", 5), 0);
+    auto back = decode_manifest(*bytes);
+    ASSERT_TRUE(back) << back.err().describe();
+    EXPECT_TRUE(back->is_image());
+    EXPECT_EQ(back->image_manifest, m.image_manifest);
+    auto v2 = *bytes;
+    v2[5] = std::byte{2};
+    EXPECT_EQ(decode_manifest(v2).err().code(), errc::version);
+    // An image session must tile [0, target_size): a hole or a short total is refused.
+    auto hole = m;
+    hole.chunks[1].target_offset += 512;
+    hole.target_size += 512;
+    EXPECT_FALSE(encode_manifest(hole));
+    auto shorter = m;
+    shorter.target_size += 1;
+    EXPECT_FALSE(encode_manifest(shorter));
+    // The same chunks without an image manifest may leave gaps (a flat target).
+    hole.image_manifest.clear();
+    EXPECT_TRUE(encode_manifest(hole));
+}
+
 }  // namespace
 }  // namespace shoal::wire
