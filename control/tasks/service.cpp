@@ -404,6 +404,21 @@ void service::start_sessions(std::int64_t now_s) {
             }
         }
     }
+    // A session cancelled through the API (PATCH {"state": "cancelled"}) while its sender
+    // runs: stop the sender.
+    if (running) {
+        std::set<std::int64_t> still_running;
+        for (const auto& s : *running) {
+            still_running.insert(s.id);
+        }
+        std::lock_guard lock(_mutex);
+        for (auto& [id, r] : _runners) {
+            if (still_running.count(id) == 0 && !r->done && !r->cancel) {
+                log::info("session {}: no longer running in the store; stopping its sender", id);
+                r->cancel = true;
+            }
+        }
+    }
     sf.state = store::session_state::waiting;
     auto waiting = _repo->list_sessions(sf, store::page{list_limit, 0});
     if (!waiting) {
@@ -628,6 +643,22 @@ void service::run_session(runner& r) {
         time::sleep_for_ns(200 * time::ns_per_ms);
     }
     if (r.stopping) {
+        return;
+    }
+    auto now_session = _repo->get_session(sid);
+    if (now_session && store::is_final(now_session->state)) {
+        // Ended from outside (cancelled through the API): its open tasks end with it.
+        auto open_tasks = session_tasks(*_repo, sid);
+        if (open_tasks) {
+            for (const auto& t : *open_tasks) {
+                if (!store::is_final(t.state)) {
+                    (void)_repo->transition_task(t.id, store::task_state::cancelled,
+                                                 fmt::format("session {} was {}", sid,
+                                                             store::to_string(now_session->state)));
+                }
+            }
+        }
+        log::info("session {}: {}", sid, store::to_string(now_session->state));
         return;
     }
     auto final_tasks = session_tasks(*_repo, sid);

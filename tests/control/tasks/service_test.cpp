@@ -334,6 +334,29 @@ TEST_F(fixture, cancel_a_session) {
     EXPECT_FALSE(*b);  // no open task: the menu
 }
 
+TEST_F(fixture, a_session_cancelled_in_the_store_stops_its_sender_and_cancels_its_tasks) {
+    engine->block = true;
+    service svc(repo, config(), engine);
+    auto t1 = multicast(hosts[0]);
+    auto t2 = multicast(hosts[1]);
+    svc.tick(now_s());
+    boot(svc, hosts[0], t1.id);
+    boot(svc, hosts[1], t2.id);
+    engine->receivers = {static_cast<std::uint32_t>(t1.id)};
+    svc.tick(now_s());
+    auto sid = *task(t1.id).session_id;
+    ASSERT_TRUE(wait_for([&] { return engine->running.load() == 1; }));
+    // What PATCH /api/v1/sessions/{id} {"state": "cancelled"} does.
+    ASSERT_TRUE(repo->set_session_state(sid, store::session_state::cancelled));
+    svc.tick(now_s());
+    ASSERT_TRUE(wait_for([&] { return engine->running.load() == 0; }));
+    ASSERT_TRUE(wait_for([&] {
+        return task(t1.id).state == store::task_state::cancelled &&
+               task(t2.id).state == store::task_state::cancelled;
+    }));
+    EXPECT_EQ(repo->get_session(sid)->state, store::session_state::cancelled);
+}
+
 TEST_F(fixture, schedules_make_tasks_for_hosts_and_groups) {
     service svc(repo, config(), engine);
     store::host_group g;
