@@ -3,8 +3,8 @@
 #include <time.h>
 
 #include <array>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <vector>
 
 namespace shoal::control::tasks {
@@ -32,9 +32,7 @@ constexpr field_spec fields[5] = {
     {"day of week", 0, 7, day_names, 7},
 };
 
-std::string clip(std::string_view text) {
-    return std::string(text.substr(0, 40));
-}
+std::string clip(std::string_view text) { return std::string(text.substr(0, 40)); }
 
 // One value: a number or (for month and day of week) a three-letter name.
 result<int> parse_value(std::string_view text, const field_spec& f) {
@@ -59,8 +57,7 @@ result<int> parse_value(std::string_view text, const field_spec& f) {
     int value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc{} || end != text.data() + text.size()) {
-        return error::format(errc::malformed, 0, "{}: \"{}\" is not a number", f.name,
-                             clip(text));
+        return error::format(errc::malformed, 0, "{}: \"{}\" is not a number", f.name, clip(text));
     }
     if (value < f.low) {
         return error::format(errc::malformed, 0, "{}: {} is below {}", f.name, value, f.low);
@@ -83,8 +80,8 @@ status parse_field(std::string_view text, const field_spec& f, std::vector<bool>
     std::size_t pos = 0;
     while (true) {
         std::size_t comma = text.find(',', pos);
-        std::string_view item = text.substr(pos, comma == std::string_view::npos ? text.npos
-                                                                                : comma - pos);
+        std::string_view item =
+            text.substr(pos, comma == std::string_view::npos ? text.npos : comma - pos);
         if (item.empty()) {
             return error::format(errc::malformed, 0, "{}: an empty item in \"{}\"", f.name,
                                  clip(text));
@@ -94,8 +91,8 @@ status parse_field(std::string_view text, const field_spec& f, std::vector<bool>
         std::string_view range = item.substr(0, slash);
         if (slash != std::string_view::npos) {
             std::string_view step_text = item.substr(slash + 1);
-            auto [end, ec] = std::from_chars(step_text.data(), step_text.data() + step_text.size(),
-                                             step);
+            auto [end, ec] =
+                std::from_chars(step_text.data(), step_text.data() + step_text.size(), step);
             if (step_text.empty() || ec != std::errc{} ||
                 end != step_text.data() + step_text.size() || step < 1 ||
                 step > f.high - f.low + 1) {
@@ -143,9 +140,7 @@ status parse_field(std::string_view text, const field_spec& f, std::vector<bool>
     return ok();
 }
 
-bool is_blank(char c) {
-    return c == ' ' || c == '\t';
-}
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
 }  // namespace
 
@@ -300,8 +295,8 @@ std::optional<std::int64_t> next_run(const cron_expr& e, std::int64_t after_unix
             }
             continue;
         }
-        std::int64_t days = days_from_civil(year, static_cast<unsigned>(month),
-                                            static_cast<unsigned>(day));
+        std::int64_t days =
+            days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
         int dow = static_cast<int>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday (4)
         if (day_matches(e, day, dow)) {
             for (int h = first_day ? start.tm_hour : 0; h < 24; ++h) {

@@ -30,8 +30,8 @@ start_verdict should_start(const waiting_session& s, std::int64_t now_s) {
     if (s.tasks_count == 0) {
         return {start_decision::close_empty, "no task left in the session"};
     }
-    std::uint32_t needed = s.receivers_min == 0 ? s.tasks_count
-                                                : std::min(s.receivers_min, s.tasks_count);
+    std::uint32_t needed =
+        s.receivers_min == 0 ? s.tasks_count : std::min(s.receivers_min, s.tasks_count);
     std::int64_t waited_s = now_s - s.created_at_s;
     if (s.joined_count >= needed) {
         if (waited_s < s.gather_s) {
@@ -39,9 +39,8 @@ start_verdict should_start(const waiting_session& s, std::int64_t now_s) {
                     fmt::format("{} of {} receivers joined; gathering tasks for {} s more",
                                 s.joined_count, s.tasks_count, s.gather_s - waited_s)};
         }
-        return {start_decision::start_joined,
-                fmt::format("{} of {} receivers joined (start at {})", s.joined_count,
-                            s.tasks_count, needed)};
+        return {start_decision::start_joined, fmt::format("{} of {} receivers joined (start at {})",
+                                                          s.joined_count, s.tasks_count, needed)};
     }
     if (waited_s >= s.wait_max_s) {
         if (s.joined_count == 0) {

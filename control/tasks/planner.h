@@ -7,8 +7,9 @@
 //   otherwise (none, or the image's session is already running) it starts a new session;
 // - a waiting session starts when receivers_min of its tasks have joined (the PC booted and
 //   fetched its task), or when wait_max_s has passed since it was made and at least one
-//   has joined, but never before gather_s has passed; receivers_min 0 means "all of the session's tasks", and a receivers_min
-//   above the session's task count is read as that count (it could never be reached);
+//   has joined, but never before gather_s has passed; receivers_min 0 means "all of the session's
+//   tasks", and a receivers_min above the session's task count is read as that count (it could
+//   never be reached);
 // - a waiting session with no task left (all cancelled) is closed.
 #pragma once
 
@@ -25,8 +26,8 @@ struct waiting_session {
     std::int64_t created_at_s = 0;
     std::uint32_t receivers_min = 0;  // 0: every task of the session
     std::int64_t wait_max_s = 0;
-    std::uint32_t tasks_count = 0;    // tasks still open (not cancelled or failed)
-    std::uint32_t joined_count = 0;   // of those, tasks whose PC has taken them
+    std::uint32_t tasks_count = 0;   // tasks still open (not cancelled or failed)
+    std::uint32_t joined_count = 0;  // of those, tasks whose PC has taken them
     // Tasks queued within this long of the session's creation are "together": the session
     // does not start on its joined count before it is this old (an admin making a room's
     // tasks one by one, or a PC booting faster than the next task is made).

@@ -67,8 +67,8 @@ std::vector<std::byte> derive_session_key(std::span<const std::byte> secret,
 struct service::runner {
     std::int64_t session_id = 0;
     bool resumed = false;
-    std::atomic<bool> cancel{false};     // stop the sender
-    std::atomic<bool> stopping{false};   // ... because shoald stops: leave it running in the store
+    std::atomic<bool> cancel{false};    // stop the sender
+    std::atomic<bool> stopping{false};  // ... because shoald stops: leave it running in the store
     std::atomic<bool> done{false};
     std::atomic<std::uint64_t> bytes_total{0};
     std::atomic<std::uint64_t> bytes_done_sum{0};
@@ -88,9 +88,7 @@ service::service(std::shared_ptr<store::repository> repo, tasks_config config,
     }
 }
 
-service::~service() {
-    stop();
-}
+service::~service() { stop(); }
 
 status service::start() {
     std::lock_guard lock(_mutex);
@@ -188,8 +186,7 @@ void service::run_schedules(std::int64_t now_s) {
         for (auto gid : s.groups) {
             auto g = _repo->get_group(gid);
             if (!g) {
-                log::warn("schedule {} ({}): group {}: {}", s.id, s.name, gid,
-                          g.err().describe());
+                log::warn("schedule {} ({}): group {}: {}", s.id, s.name, gid, g.err().describe());
                 continue;
             }
             hosts.insert(g->hosts.begin(), g->hosts.end());
@@ -291,8 +288,10 @@ status service::wake(const store::host& h) {
     }
     log::info("Wake-on-LAN: {} ({}) to {} address(es)", h.name, h.mac, sent->addresses_sent);
     if (sent->addresses_sent == 0) {
-        return error::format(errc::io, 0, "Wake-on-LAN for {}: no broadcast address could be "
-                                          "reached", h.mac);
+        return error::format(errc::io, 0,
+                             "Wake-on-LAN for {}: no broadcast address could be "
+                             "reached",
+                             h.mac);
     }
     return ok();
 }
@@ -387,8 +386,9 @@ void service::start_sessions(std::int64_t now_s) {
             if (!tasks) {
                 continue;
             }
-            bool any_open = std::any_of(tasks->begin(), tasks->end(),
-                                        [](const store::task& t) { return !store::is_final(t.state); });
+            bool any_open = std::any_of(tasks->begin(), tasks->end(), [](const store::task& t) {
+                return !store::is_final(t.state);
+            });
             std::lock_guard lock(_mutex);
             auto it = _runners.find(s.id);
             if (it == _runners.end()) {
@@ -429,9 +429,14 @@ void service::start_sessions(std::int64_t now_s) {
         if (!tasks) {
             continue;
         }
-        waiting_session w{s.id, s.image_id, s.created_at,
-                          static_cast<std::uint32_t>(std::max(s.receivers_min, 1)), s.wait_max_s,
-                          0, 0, _config.gather_s};
+        waiting_session w{s.id,
+                          s.image_id,
+                          s.created_at,
+                          static_cast<std::uint32_t>(std::max(s.receivers_min, 1)),
+                          s.wait_max_s,
+                          0,
+                          0,
+                          _config.gather_s};
         for (const auto& t : *tasks) {
             if (!store::is_final(t.state)) {
                 ++w.tasks_count;
@@ -584,9 +589,9 @@ void service::run_session(runner& r) {
             }
             auto& ls = seen[rf.id];
             if (ls.at_ns != 0 && now > ls.at_ns && rf.bytes_done >= ls.bytes) {
-                ls.rate_Bps = static_cast<std::int64_t>(
-                    static_cast<double>(rf.bytes_done - ls.bytes) * 1e9 /
-                    static_cast<double>(now - ls.at_ns));
+                ls.rate_Bps =
+                    static_cast<std::int64_t>(static_cast<double>(rf.bytes_done - ls.bytes) * 1e9 /
+                                              static_cast<double>(now - ls.at_ns));
             }
             ls.bytes = rf.bytes_done;
             ls.at_ns = now;
@@ -685,9 +690,9 @@ void service::run_session(runner& r) {
             }
         }
     }
-    auto state = all_complete                           ? store::session_state::complete
+    auto state = all_complete                            ? store::session_state::complete
                  : (outcome->cancelled || any_cancelled) ? store::session_state::cancelled
-                                                          : store::session_state::failed;
+                                                         : store::session_state::failed;
     auto set = _repo->set_session_state(sid, state);
     if (!set) {
         log::warn("session {}: recording its end: {}", sid, set.err().describe());
@@ -719,7 +724,8 @@ status service::cancel_session(std::int64_t session_id) {
         }
     }
     if (!has_runner && !store::is_final(s->state)) {
-        SHOAL_RETURN_IF_ERROR(_repo->set_session_state(session_id, store::session_state::cancelled));
+        SHOAL_RETURN_IF_ERROR(
+            _repo->set_session_state(session_id, store::session_state::cancelled));
     }
     poke();
     return ok();
@@ -735,7 +741,8 @@ result<client_session> service::session_for_key(std::string_view task_key, std::
         return error::format(errc::conflict, 0, "task {} is {}", t->id, store::to_string(t->state));
     }
     if (t->state == store::task_state::queued) {
-        auto moved = _repo->transition_task(t->id, store::task_state::active, "the PC took its task");
+        auto moved =
+            _repo->transition_task(t->id, store::task_state::active, "the PC took its task");
         if (moved) {
             t = std::move(moved);
         }
@@ -770,20 +777,23 @@ std::vector<std::byte> service::session_key(std::int64_t session_id) const {
 }
 
 void service::write_metrics(std::string& out) const {
-    out += "# HELP shoal_session_bytes_total Raw bytes of the image a running session sends.\n"
-           "# TYPE shoal_session_bytes_total gauge\n";
-    std::string done = "# HELP shoal_session_receiver_bytes Bytes its receivers have written, "
-                       "summed.\n# TYPE shoal_session_receiver_bytes gauge\n";
-    std::string recv = "# HELP shoal_session_receivers Receivers a running session hears.\n"
-                       "# TYPE shoal_session_receivers gauge\n";
+    out +=
+        "# HELP shoal_session_bytes_total Raw bytes of the image a running session sends.\n"
+        "# TYPE shoal_session_bytes_total gauge\n";
+    std::string done =
+        "# HELP shoal_session_receiver_bytes Bytes its receivers have written, "
+        "summed.\n# TYPE shoal_session_receiver_bytes gauge\n";
+    std::string recv =
+        "# HELP shoal_session_receivers Receivers a running session hears.\n"
+        "# TYPE shoal_session_receivers gauge\n";
     std::lock_guard lock(_mutex);
     for (const auto& [id, r] : _runners) {
         out += fmt::format("shoal_session_bytes_total{{session=\"{}\"}} {}\n", id,
                            r->bytes_total.load());
         done += fmt::format("shoal_session_receiver_bytes{{session=\"{}\"}} {}\n", id,
                             r->bytes_done_sum.load());
-        recv += fmt::format("shoal_session_receivers{{session=\"{}\"}} {}\n", id,
-                            r->receivers.load());
+        recv +=
+            fmt::format("shoal_session_receivers{{session=\"{}\"}} {}\n", id, r->receivers.load());
     }
     out += done;
     out += recv;

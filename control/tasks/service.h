@@ -42,10 +42,10 @@
 namespace shoal::control::tasks {
 
 struct tasks_config {
-    std::string image_store;         // the engine's chunk store (shoal image capture's --store)
-    multicast_plan multicast;        // groups and port of sessions
-    std::string interface_name;      // the sender's interface ("" = by route)
-    in_addr interface_address{};     // or its address (0 = any)
+    std::string image_store;      // the engine's chunk store (shoal image capture's --store)
+    multicast_plan multicast;     // groups and port of sessions
+    std::string interface_name;   // the sender's interface ("" = by route)
+    in_addr interface_address{};  // or its address (0 = any)
     int ttl = 1;
     std::uint64_t rate_bps = 900'000'000;  // a session's pace when it names none
     // A new session starts when this many of its hosts joined (above the session's task
@@ -57,8 +57,8 @@ struct tasks_config {
     std::vector<in_addr> wol_broadcasts;  // besides each host's last known subnet broadcast
     std::uint16_t wol_port = 9;
     cron_zone zone = cron_zone::utc;
-    std::int64_t tick_ms = 500;                 // how often the store is looked at
-    std::int64_t progress_interval_ms = 1000;   // receivers' progress written this often
+    std::int64_t tick_ms = 500;                // how often the store is looked at
+    std::int64_t progress_interval_ms = 1000;  // receivers' progress written this often
     // After a sender ends, how long its PCs have to report their image verified before
     // their tasks are failed.
     std::int64_t finish_grace_s = 30;
@@ -184,8 +184,8 @@ private:
     bool _stopping = false;
     std::thread _scheduler;
     std::map<std::int64_t, std::unique_ptr<runner>> _runners;  // by session id
-    std::set<std::int64_t> _woken;  // tasks woken since start
-    std::mutex _tick_mutex;          // one tick at a time
+    std::set<std::int64_t> _woken;                             // tasks woken since start
+    std::mutex _tick_mutex;                                    // one tick at a time
 };
 
 // GET /boot?mac= over the store: the host's open task becomes a script that boots the

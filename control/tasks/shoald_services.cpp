@@ -49,8 +49,10 @@ result<in_addr> parse_ipv4(const json& v, std::string_view key) {
     }
     in_addr a{};
     if (inet_pton(AF_INET, v.get<std::string>().c_str(), &a) != 1) {
-        return error::format(errc::invalid_argument, 0, "tasks.{}: \"{:.60}\" is not an IPv4 "
-                                                        "address", key, v.get<std::string>());
+        return error::format(errc::invalid_argument, 0,
+                             "tasks.{}: \"{:.60}\" is not an IPv4 "
+                             "address",
+                             key, v.get<std::string>());
     }
     return a;
 }
@@ -66,8 +68,8 @@ status read_number(const json& doc, const char* key, T& out, std::int64_t low, s
     }
     auto v = it->get<std::int64_t>();
     if (v < low || v > high) {
-        return error::format(errc::invalid_argument, 0, "tasks.{} must be from {} to {}", key,
-                             low, high);
+        return error::format(errc::invalid_argument, 0, "tasks.{} must be from {} to {}", key, low,
+                             high);
     }
     out = static_cast<T>(v);
     return ok();
@@ -108,11 +110,24 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
     tasks::tasks_config t;
     t.image_store = c.image_store_dir;
     const json& doc = c.tasks;
-    static const std::set<std::string> known = {
-        "multicast_group_base", "multicast_port", "multicast_slots", "interface",
-        "interface_address", "ttl", "rate_bps", "receivers_min", "wait_max_s", "gather_s", "wol_broadcasts",
-        "wol_port", "cron_zone", "session_secret_file", "finish_grace_s", "resume_wait_s",
-        "tick_ms", "progress_interval_ms"};
+    static const std::set<std::string> known = {"multicast_group_base",
+                                                "multicast_port",
+                                                "multicast_slots",
+                                                "interface",
+                                                "interface_address",
+                                                "ttl",
+                                                "rate_bps",
+                                                "receivers_min",
+                                                "wait_max_s",
+                                                "gather_s",
+                                                "wol_broadcasts",
+                                                "wol_port",
+                                                "cron_zone",
+                                                "session_secret_file",
+                                                "finish_grace_s",
+                                                "resume_wait_s",
+                                                "tick_ms",
+                                                "progress_interval_ms"};
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         if (known.count(it.key()) == 0) {
             return error::format(errc::invalid_argument, 0, "tasks.{:.60} is not a setting",
@@ -126,8 +141,9 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
         }
         std::uint32_t host = ntohl(a->s_addr);
         if ((host >> 28) != 0xe) {
-            return error(errc::invalid_argument, "tasks.multicast_group_base must be a multicast "
-                                                 "address (239.0.0.0/8 for a site)");
+            return error(errc::invalid_argument,
+                         "tasks.multicast_group_base must be a multicast "
+                         "address (239.0.0.0/8 for a site)");
         }
         t.multicast.group_base_host_order = host;
     }
@@ -155,12 +171,13 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
     SHOAL_RETURN_IF_ERROR(read_number(doc, "finish_grace_s", t.finish_grace_s, 1, 3600));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "resume_wait_s", t.resume_wait_s, 1, 3600));
     SHOAL_RETURN_IF_ERROR(read_number(doc, "tick_ms", t.tick_ms, 10, 60000));
-    SHOAL_RETURN_IF_ERROR(read_number(doc, "progress_interval_ms", t.progress_interval_ms, 200,
-                                      60000));
+    SHOAL_RETURN_IF_ERROR(
+        read_number(doc, "progress_interval_ms", t.progress_interval_ms, 200, 60000));
     if (auto it = doc.find("wol_broadcasts"); it != doc.end()) {
         if (!it->is_array()) {
-            return error(errc::invalid_argument, "tasks.wol_broadcasts must be a list of "
-                                                 "addresses");
+            return error(errc::invalid_argument,
+                         "tasks.wol_broadcasts must be a list of "
+                         "addresses");
         }
         for (const auto& v : *it) {
             auto a = parse_ipv4(v, "wol_broadcasts");
@@ -194,9 +211,10 @@ result<tasks::tasks_config> parse_tasks_config(const shoald_config& c) {
     } else {
         // Not fatal: sessions then get new keys when shoald restarts, and the PCs ask for
         // their session again anyway when the sender falls silent.
-        log::warn("tasks: {}; session keys will change when shoald restarts (set "
-                  "tasks.session_secret_file to a writable path)",
-                  secret.err().describe());
+        log::warn(
+            "tasks: {}; session keys will change when shoald restarts (set "
+            "tasks.session_secret_file to a writable path)",
+            secret.err().describe());
     }
     return t;
 }
@@ -240,7 +258,8 @@ private:
 
 result<services> make_services(const daemon_context& ctx) {
     if (ctx.config == nullptr || !ctx.repo) {
-        return error(errc::invalid_argument, "the tasks service needs the config and an open store");
+        return error(errc::invalid_argument,
+                     "the tasks service needs the config and an open store");
     }
     auto config = parse_tasks_config(*ctx.config);
     if (!config) {
@@ -268,8 +287,8 @@ result<services> make_services(const daemon_context& ctx) {
                                                                       : 500;
                 return http::response::error(status, cs.err().describe());
             }
-            json j = {{"task_id", cs->task_id}, {"task_state", cs->task_state},
-                      {"image", cs->image}};
+            json j = {
+                {"task_id", cs->task_id}, {"task_state", cs->task_state}, {"image", cs->image}};
             if (cs->session_id) {
                 j["session_id"] = *cs->session_id;
                 j["session_state"] = cs->session_state;

@@ -42,7 +42,8 @@ result<in_addr> subnet_broadcast(std::string_view address, unsigned prefix_lengt
         return error::format(errc::invalid_argument, 0, "prefix length {} is past 32",
                              prefix_length);
     }
-    std::uint32_t host_bits = prefix_length == 0 ? 0xffffffffU : (0xffffffffU >> prefix_length);
+    // A /32 has no host bits (and shifting a 32-bit value by 32 is undefined).
+    std::uint32_t host_bits = prefix_length >= 32 ? 0U : (0xffffffffU >> prefix_length);
     in_addr out{};
     out.s_addr = htonl(ntohl(base->s_addr) | host_bits);
     return out;
@@ -91,9 +92,10 @@ result<wol_report> wake(const ipxe::mac_address& mac, std::span<const in_addr> b
             } else if (round == 0) {
                 char text[INET_ADDRSTRLEN] = "?";
                 inet_ntop(AF_INET, &to.sin_addr, text, sizeof text);
-                log::warn("Wake-on-LAN for {} to {}:{} failed: {} (is there a route to that "
-                          "subnet?)",
-                          mac.to_string(), text, port, std::strerror(errno));
+                log::warn(
+                    "Wake-on-LAN for {} to {}:{} failed: {} (is there a route to that "
+                    "subnet?)",
+                    mac.to_string(), text, port, std::strerror(errno));
             }
         }
     }

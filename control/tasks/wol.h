@@ -18,7 +18,7 @@
 
 namespace shoal::control::tasks {
 
-inline constexpr std::size_t wol_packet_size = 102;  // 6 + 16 * 6
+inline constexpr std::size_t wol_packet_size = 102;   // 6 + 16 * 6
 inline constexpr std::uint16_t wol_port_default = 9;  // "discard", as etherwake/wakeonlan use
 // Each packet is sent this many times, 100 ms apart: a NIC in standby may miss one frame,
 // and it costs 306 bytes.

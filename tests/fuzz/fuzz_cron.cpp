@@ -34,8 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(e->months.test(static_cast<std::size_t>(x.tm_mon + 1)));
         bool dom = e->days_of_month.test(static_cast<std::size_t>(x.tm_mday));
         bool dow = e->days_of_week.test(static_cast<std::size_t>(x.tm_wday));
-        FUZZ_CHECK((!e->days_of_month_star && !e->days_of_week_star) ? (dom || dow)
-                                                                    : (dom && dow));
+        FUZZ_CHECK((!e->days_of_month_star && !e->days_of_week_star) ? (dom || dow) : (dom && dow));
     }
     return 0;
 }

@@ -228,9 +228,9 @@ int run_agent(const agent_options& o) {
     auto memory = parse_size_bytes(o.memory);
     auto wait_task = parse_duration_ns(o.wait_task);
     auto join_timeout = parse_duration_ns(o.join_timeout);
-    for (const error* e : {mac ? nullptr : &mac.err(), memory ? nullptr : &memory.err(),
-                           wait_task ? nullptr : &wait_task.err(),
-                           join_timeout ? nullptr : &join_timeout.err()}) {
+    for (const error* e :
+         {mac ? nullptr : &mac.err(), memory ? nullptr : &memory.err(),
+          wait_task ? nullptr : &wait_task.err(), join_timeout ? nullptr : &join_timeout.err()}) {
         if (e != nullptr) {
             std::fprintf(stderr, "shoal agent: %s\n", e->describe().c_str());
             return 2;
@@ -253,9 +253,9 @@ int run_agent(const agent_options& o) {
     auto registered = http(server + "/client/register", "", reg.dump());
     if (!registered || registered->status / 100 != 2) {
         std::fprintf(stderr, "shoal agent: registration at %s failed: %s\n", server.c_str(),
-                     registered ? fmt::format("HTTP {} {}", registered->status,
-                                              registered->body).c_str()
-                                : registered.err().describe().c_str());
+                     registered
+                         ? fmt::format("HTTP {} {}", registered->status, registered->body).c_str()
+                         : registered.err().describe().c_str());
         return 1;
     }
     log::info("registered {} at {}", mac_text, server);
@@ -272,8 +272,9 @@ int run_agent(const agent_options& o) {
             }
         }
         if (task_deadline.expired()) {
-            std::fprintf(stderr, "shoal agent: no task for %s at %s (the boot script is the "
-                                 "menu); create one and run again\n",
+            std::fprintf(stderr,
+                         "shoal agent: no task for %s at %s (the boot script is the "
+                         "menu); create one and run again\n",
                          mac_text.c_str(), server.c_str());
             return 3;
         }
@@ -283,9 +284,10 @@ int run_agent(const agent_options& o) {
     auto task_id = std::strtoll(args["task"].c_str(), nullptr, 10);
     log::info("task {} ({}) from the boot script", task_id, args["kind"]);
     if (args["kind"] != "multicast") {
-        std::fprintf(stderr, "shoal agent: task %lld is a %s task; this agent runs multicast "
-                             "deploys only\n", static_cast<long long>(task_id),
-                     args["kind"].c_str());
+        std::fprintf(stderr,
+                     "shoal agent: task %lld is a %s task; this agent runs multicast "
+                     "deploys only\n",
+                     static_cast<long long>(task_id), args["kind"].c_str());
         return 2;
     }
 
@@ -310,7 +312,8 @@ int run_agent(const agent_options& o) {
             if (s && s->status == 200) {
                 session = json::parse(s->body, nullptr, false);
                 if (session.is_object() && session.contains("group") &&
-                    (session["session_state"] == "waiting" || session["session_state"] == "running")) {
+                    (session["session_state"] == "waiting" ||
+                     session["session_state"] == "running")) {
                     break;
                 }
             } else if (s && (s->status == 403 || s->status == 409)) {
@@ -331,7 +334,8 @@ int run_agent(const agent_options& o) {
                 goto give_up;
             }
             deploy::recv_config rc;
-            if (inet_pton(AF_INET, session["group"].get<std::string>().c_str(), &rc.udp.group) != 1) {
+            if (inet_pton(AF_INET, session["group"].get<std::string>().c_str(), &rc.udp.group) !=
+                1) {
                 failure = "the session's group is not an IPv4 address";
                 goto give_up;
             }
@@ -355,20 +359,21 @@ int run_agent(const agent_options& o) {
                 if (p.total_bytes == 0) {
                     return;
                 }
-                std::uint64_t done = p.chunk_count > 0 ? p.total_bytes * p.chunks_written / p.chunk_count
-                                                       : 0;
+                std::uint64_t done =
+                    p.chunk_count > 0 ? p.total_bytes * p.chunks_written / p.chunk_count : 0;
                 double secs = static_cast<double>(time::monotonic_ns() - started) / 1e9;
                 poster.update({{"state", "in_progress"},
-                               {"percent", 100.0 * p.chunks_written / std::max<std::uint32_t>(p.chunk_count, 1)},
+                               {"percent", 100.0 * p.chunks_written /
+                                               std::max<std::uint32_t>(p.chunk_count, 1)},
                                {"bytes_done", done},
                                {"bytes_total", p.total_bytes},
                                {"rate_Bps", secs > 0 ? static_cast<std::int64_t>(done / secs) : 0},
-                               {"message", fmt::format("receiving, {} of {} chunks", p.chunks_written,
-                                                       p.chunk_count)}});
+                               {"message", fmt::format("receiving, {} of {} chunks",
+                                                       p.chunks_written, p.chunk_count)}});
             };
-            log::info("joining session {} on {}:{} (attempt {}{})",
-                      session.value("session_id", 0), session["group"].get<std::string>(),
-                      rc.udp.port, attempt, resume ? ", resuming" : "");
+            log::info("joining session {} on {}:{} (attempt {}{})", session.value("session_id", 0),
+                      session["group"].get<std::string>(), rc.udp.port, attempt,
+                      resume ? ", resuming" : "");
             auto r = deploy::run_receiver(rc);
             if (poster.refused()) {
                 std::fprintf(stderr, "shoal agent: task %lld was cancelled on the server\n",
@@ -378,21 +383,22 @@ int run_agent(const agent_options& o) {
             if (r && r->complete) {
                 std::uint64_t bytes = r->stats.bytes_written;
                 double secs = r->seconds > 0 ? r->seconds : 1e-9;
-                json done = {{"state", "complete"},
-                             {"percent", 100.0},
-                             {"bytes_done", bytes},
-                             {"bytes_total", bytes},
-                             {"rate_Bps", static_cast<std::int64_t>(static_cast<double>(bytes) / secs)},
-                             {"message", fmt::format("image {} written and verified in {:.1f} s",
-                                                     r->image_name, r->seconds)}};
+                json done = {
+                    {"state", "complete"},
+                    {"percent", 100.0},
+                    {"bytes_done", bytes},
+                    {"bytes_total", bytes},
+                    {"rate_Bps", static_cast<std::int64_t>(static_cast<double>(bytes) / secs)},
+                    {"message", fmt::format("image {} written and verified in {:.1f} s",
+                                            r->image_name, r->seconds)}};
                 auto posted = post_final(server, key, done);
                 if (!posted) {
                     std::fprintf(stderr, "shoal agent: %s\n", posted.err().describe().c_str());
                     return 1;
                 }
                 std::printf("task %lld complete: %llu bytes written and verified in %.1f s\n",
-                            static_cast<long long>(task_id),
-                            static_cast<unsigned long long>(bytes), r->seconds);
+                            static_cast<long long>(task_id), static_cast<unsigned long long>(bytes),
+                            r->seconds);
                 return 0;
             }
             failure = r ? (r->failure ? r->failure->describe() : "the session ended incomplete")
@@ -408,14 +414,13 @@ int run_agent(const agent_options& o) {
             time::sleep_for_ns(time::ns_per_s);
         }
     }
-give_up:
-    {
-        json failed = {{"state", "failed"}, {"message", failure}};
-        (void)post_final(server, key, failed);
-        std::fprintf(stderr, "shoal agent: task %lld failed: %s\n", static_cast<long long>(task_id),
-                     failure.c_str());
-        return 1;
-    }
+give_up : {
+    json failed = {{"state", "failed"}, {"message", failure}};
+    (void)post_final(server, key, failed);
+    std::fprintf(stderr, "shoal agent: task %lld failed: %s\n", static_cast<long long>(task_id),
+                 failure.c_str());
+    return 1;
+}
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ TEST(cron, next_run_by_hand) {
     // Day of month OR day of week when both are restricted: the 13th, or any Friday.
     auto either = parse_cron("0 12 13 * fri");
     ASSERT_TRUE(either);
-    EXPECT_EQ(next_run(*either, monday_2026_01_05), utc(2026, 1, 9, 12, 0));  // a Friday
+    EXPECT_EQ(next_run(*either, monday_2026_01_05), utc(2026, 1, 9, 12, 0));        // a Friday
     EXPECT_EQ(next_run(*either, utc(2026, 1, 9, 12, 0)), utc(2026, 1, 13, 12, 0));  // Tue 13th
     // Day of month AND * day of week: only the 13th.
     auto only_13th = parse_cron("0 12 13 * *");
@@ -131,8 +131,8 @@ TEST(cron, next_run_by_hand) {
 
 TEST(cron, next_run_matches_a_brute_force_walk) {
     // Every minute for 20 days against a direct check of each field, for a few expressions.
-    for (const char* text : {"*/7 3-5,22 * * *", "0 0 1,15 * 3", "30 */6 * jan-mar sat,sun",
-                             "59 23 31 * *"}) {
+    for (const char* text :
+         {"*/7 3-5,22 * * *", "0 0 1,15 * 3", "30 */6 * jan-mar sat,sun", "59 23 31 * *"}) {
         auto e = parse_cron(text);
         ASSERT_TRUE(e) << text;
         std::int64_t t = monday_2026_01_05 - 60;
@@ -146,8 +146,8 @@ TEST(cron, next_run_matches_a_brute_force_walk) {
                 gmtime_r(&bt, &x);
                 bool dom = e->days_of_month.test(static_cast<std::size_t>(x.tm_mday));
                 bool dow = e->days_of_week.test(static_cast<std::size_t>(x.tm_wday));
-                bool day = (!e->days_of_month_star && !e->days_of_week_star) ? (dom || dow)
-                                                                             : (dom && dow);
+                bool day =
+                    (!e->days_of_month_star && !e->days_of_week_star) ? (dom || dow) : (dom && dow);
                 if (e->minutes.test(static_cast<std::size_t>(x.tm_min)) &&
                     e->hours.test(static_cast<std::size_t>(x.tm_hour)) &&
                     e->months.test(static_cast<std::size_t>(x.tm_mon + 1)) && day) {

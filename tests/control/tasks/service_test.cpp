@@ -304,9 +304,8 @@ TEST_F(fixture, restart_mid_session_resumes_the_sender_with_state_intact) {
         ASSERT_TRUE(repo->transition_task(id, store::task_state::complete, "verified"));
     }
     // Every task final: the scheduler stops the sender, the session completes.
-    ASSERT_TRUE(wait_for([&] {
-        return repo->get_session(sid)->state == store::session_state::complete;
-    }));
+    ASSERT_TRUE(
+        wait_for([&] { return repo->get_session(sid)->state == store::session_state::complete; }));
     second.stop();
 }
 

@@ -12,9 +12,9 @@
 #include <fcntl.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
-#include <cstring>
 #include <vector>
 
 #include "tasks/wol.h"
@@ -51,15 +51,21 @@ TEST(wol, addresses) {
     inet_ntop(AF_INET, &*c, text, sizeof text);
     EXPECT_STREQ(text, "192.168.4.255");
     EXPECT_FALSE(subnet_broadcast("10.77.1.5", 33));
+    auto single = subnet_broadcast("10.77.1.5", 32);
+    ASSERT_TRUE(single);
+    inet_ntop(AF_INET, &*single, text, sizeof text);
+    EXPECT_STREQ(text, "10.77.1.5");
+    auto all = subnet_broadcast("10.77.1.5", 0);
+    ASSERT_TRUE(all);
+    inet_ntop(AF_INET, &*all, text, sizeof text);
+    EXPECT_STREQ(text, "255.255.255.255");
     auto bad = parse_broadcast("10.77.255");
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.err().describe().find("\"10.77.255\" is not an IPv4"), std::string::npos);
     EXPECT_FALSE(wake(test_mac(), {}));
 }
 
-bool run(const char* command) {
-    return std::system(command) == 0;
-}
+bool run(const char* command) { return std::system(command) == 0; }
 
 TEST(wol_netns, receiver_gets_the_magic_packet_on_both_broadcasts) {
     if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0) {
@@ -72,9 +78,14 @@ TEST(wol_netns, receiver_gets_the_magic_packet_on_both_broadcasts) {
                         " && ip link add wol0 type veth peer name eth0 netns " + ns +
                         " && ip addr add 10.91.0.1/24 brd + dev wol0"
                         " && ip addr add 10.92.3.1/16 brd + dev wol0 && ip link set wol0 up"
-                        " && ip -n " + ns + " addr add 10.91.0.2/24 brd + dev eth0"
-                        " && ip -n " + ns + " addr add 10.92.3.77/16 brd + dev eth0"
-                        " && ip -n " + ns + " link set eth0 up";
+                        " && ip -n " +
+                        ns +
+                        " addr add 10.91.0.2/24 brd + dev eth0"
+                        " && ip -n " +
+                        ns +
+                        " addr add 10.92.3.77/16 brd + dev eth0"
+                        " && ip -n " +
+                        ns + " link set eth0 up";
     bool made = run(setup.c_str());
     struct cleanup {
         std::string command;
