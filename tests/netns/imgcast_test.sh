@@ -196,14 +196,16 @@ done
 # --- 4. a damaged chunk in the store: the sender refuses before it sends -------------------
 before=$failures
 cp -a "$S" "$work/damaged"
-victim=$(find "$work/damaged/chunks" -type f -size +8k | head -1)
-python3 - "$victim" <<'PY'
-import sys
-with open(sys.argv[1], "r+b") as f:  # one bit flipped in the middle of the frame
-    f.seek(len(f.read()) // 2)
-    b = f.read(1)
-    f.seek(-1, 1)
-    f.write(bytes([b[0] ^ 0x10]))
+# One bit flipped in the middle of every chunk file (the store also holds lab-mp's).
+python3 - "$work/damaged/chunks" <<'PY'
+import os, sys
+for root, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        with open(os.path.join(root, name), "r+b") as f:
+            f.seek(len(f.read()) // 2)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x10]))
 PY
 start=$(date +%s)
 if timeout 60 ip netns exec "$prefix-s" "$shoal" send --image lab --store "$work/damaged" -i eth0 \
@@ -212,7 +214,8 @@ if timeout 60 ip netns exec "$prefix-s" "$shoal" send --image lab --store "$work
 fi
 elapsed=$(( $(date +%s) - start ))
 grep -q "SHA-256 does not match" "$work/send-damaged.log" || { fail "damaged store: no clear error"; cat "$work/send-damaged.log"; }
-grep -q "$(basename "$victim")" "$work/send-damaged.log" || fail "damaged store: the chunk is not named"
+victim=$(grep -o "$work/damaged/chunks/[0-9a-f/]*" "$work/send-damaged.log" | head -1)
+[ -f "$victim" ] || fail "damaged store: the chunk is not named"
 [ $elapsed -lt 20 ] || fail "damaged store: the sender waited for receivers (${elapsed}s)"
 [ $failures -eq $before ] && echo "ok   damaged chunk in the store: the sender stops before sending, naming $(basename "$victim" | cut -c1-12)…"
 exit $((failures > 0))
