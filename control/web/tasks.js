@@ -41,6 +41,11 @@ function progress_text(p) {
   return parts.join(' · ');
 }
 
+// What the PC does at the end of its task; FOG's default is a reboot.
+const shutdown_select = () => select('shutdown', [
+  {value: 'reboot', label: 'reboot'}, {value: 'poweroff', label: 'power off'},
+  {value: 'none', label: 'stay on'}], {value: 'reboot'});
+
 const id_or_null = v => (v === '' || v === null || v === undefined ? null : Number(v));
 
 // ---- tasks -------------------------------------------------------------------------------
@@ -61,8 +66,7 @@ export function tasks_view(root) {
     h('label', {class: 'field', dataset: {field: 'host_id'}}, h('span', {class: 'name'}, 'For'),
       target, h('span', {class: 'error'})),
     image_field,
-    field('Then', select('shutdown', [{value: '', label: '(stay on)'}, {value: 'reboot', label: 'reboot'},
-                                      {value: 'poweroff', label: 'power off'}])),
+    field('Then', shutdown_select()),
     h('label', {class: 'check'}, input('wol', {type: 'checkbox', checked: true}), ' wake on LAN'),
     h('button', {type: 'submit', id: 'task-submit'}, 'Start task'));
   const sync_image = () => { image_field.hidden = !kinds_with_image.has(kind.value); };
@@ -73,7 +77,7 @@ export function tasks_view(root) {
     const body = {kind: data.get('kind'), wol: data.get('wol') === 'on'};
     const img = id_or_null(data.get('image_id'));
     if (kinds_with_image.has(body.kind) && img !== null) body.image_id = img;
-    if (data.get('shutdown')) body.shutdown = data.get('shutdown');
+    body.shutdown = data.get('shutdown');
     const [what, id] = String(data.get('target')).split(':');
     if (!id) throw new api.api_error(400, {error: 'choose a host or a group', field: 'host_id'});
     if (what === 'group') {
@@ -292,8 +296,7 @@ export function schedules_view(root) {
     field('Task', task_kind),
     field('Image', image_pick),
     field('Hosts', hosts_pick), field('Groups', groups_pick),
-    field('Then', select('shutdown', [{value: '', label: '(stay on)'}, {value: 'reboot', label: 'reboot'},
-                                      {value: 'poweroff', label: 'power off'}])),
+    field('Then', shutdown_select()),
     h('label', {class: 'check'}, input('wol', {type: 'checkbox', checked: true}), ' wake on LAN'),
     h('button', {type: 'submit'}, 'Add schedule'));
   const sync = () => { at.hidden = kind.value !== 'once'; cron.hidden = kind.value !== 'cron'; };
@@ -304,7 +307,7 @@ export function schedules_view(root) {
     const task = {kind: data.get('task_kind'), wol: data.get('wol') === 'on'};
     const img = id_or_null(data.get('image_id'));
     if (img !== null) task.image_id = img;
-    if (data.get('shutdown')) task.shutdown = data.get('shutdown');
+    task.shutdown = data.get('shutdown');
     const body = {name: data.get('name').trim(), kind: data.get('kind'), task, enabled: true,
                   hosts: data.getAll('hosts').map(Number), groups: data.getAll('groups').map(Number)};
     if (body.kind === 'once') body.at = local_to_utc(data.get('at'));
