@@ -8,8 +8,9 @@ export function h(tag, attrs = {}, ...children) {
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
     else if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (k === 'value') el.value = v;
-    else if (k === 'checked') el.checked = !!v;
+    // Attributes as well as properties, so that form.reset() comes back to them.
+    else if (k === 'value') { el.setAttribute('value', v); el.value = v; }
+    else if (k === 'checked') { el.defaultChecked = !!v; el.checked = !!v; }
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   append(el, children);
@@ -72,8 +73,9 @@ export function set_progress(bar, p) {
 // ---- forms and errors --------------------------------------------------------------------
 
 // A labelled input. `name` is the API's field name, so an error naming it lands here.
-export function field(label, input, hint) {
-  return h('label', {class: 'field', dataset: {field: input.name || ''}},
+// `api_field` when the API names the field otherwise (a schedule's task kind: task.kind).
+export function field(label, input, hint, api_field) {
+  return h('label', {class: 'field', dataset: {field: api_field || input.name || ''}},
            h('span', {class: 'name'}, label), input,
            hint ? h('small', {class: 'hint'}, hint) : null,
            h('span', {class: 'error', 'aria-live': 'polite'}));
@@ -87,7 +89,10 @@ export function select(name, options, attrs = {}) {
   const s = h('select', {name, ...attrs});
   for (const o of options) {
     const opt = h('option', {value: o.value}, o.label);
-    if (attrs.value !== undefined && String(attrs.value) === String(o.value)) opt.selected = true;
+    if (attrs.value !== undefined && String(attrs.value) === String(o.value)) {
+      opt.defaultSelected = true;
+      opt.selected = true;
+    }
     s.append(opt);
   }
   if (attrs.value !== undefined) s.value = attrs.value === null ? '' : String(attrs.value);
@@ -168,7 +173,7 @@ export function render_rows(tbody, rows, make, refresh) {
   for (const row of rows) {
     const key = String(row.id);
     seen.add(key);
-    let tr = tbody.querySelector(`:scope > tr[data-id="${CSS.escape(key)}"]`);
+    let tr = tbody.querySelector(`:scope > [data-id="${CSS.escape(key)}"]`);
     if (!tr) {
       tr = make(row);
       tr.dataset.id = key;

@@ -157,9 +157,10 @@ export function hosts_view(root) {
   }
 
   clear(root,
-    h('h2', {}, 'Hosts ', count),
+    h('h2', {}, 'Hosts'),
     h('section', {class: 'bar'}, reg),
-    h('section', {class: 'bar'}, search, csv),
+    h('section', {class: 'bar'}, csv),
+    h('div', {class: 'search'}, search, count),
     t);
   return {load};
 }

@@ -203,46 +203,61 @@ export function sessions_view(root) {
   let images = new Map();
   const list_el = h('div', {id: 'sessions'});
 
-  function receivers_table(s, tasks) {
-    const {table: t, tbody} = table(['Host', 'State', 'Progress', 'Rate', 'Written', 'Message']);
-    const rows = tasks.map(task => h('tr', {dataset: {id: task.id}},
+  function receiver_row(task) {
+    const tr = h('tr', {},
       h('td', {class: 'name'}, hosts.get(task.host_id)?.name ?? `#${task.host_id}`),
-      h('td', {}, state_badge(task.state)),
+      h('td', {class: 'state-cell'}),
       h('td', {class: 'bar-cell'}, progress_bar(task.progress)),
-      h('td', {}, human_rate(task.progress?.rate_Bps)),
-      h('td', {}, progress_text({...task.progress, rate_Bps: 0})),
-      h('td', {}, task.progress?.message || '')));
-    clear(tbody, rows);
-    empty_row(tbody, 6, 'no receiver has joined yet');
-    return t;
+      h('td', {class: 'rate'}),
+      h('td', {class: 'written'}),
+      h('td', {class: 'message'}));
+    update_receiver(tr, task);
+    return tr;
   }
 
-  function session_card(s, tasks) {
+  function update_receiver(tr, task) {
+    const p = task.progress || {};
+    clear(tr.querySelector('.state-cell'), state_badge(task.state));
+    set_progress(tr.querySelector('.progress'), p);
+    tr.querySelector('.rate').textContent = human_rate(p.rate_Bps);
+    tr.querySelector('.written').textContent = progress_text({...p, rate_Bps: 0});
+    tr.querySelector('.message').textContent = p.message || '';
+  }
+
+  function session_card(s) {
+    const {table: t, tbody} = table(['Host', 'State', 'Progress', 'Rate', 'Written', 'Message']);
+    return h('article', {class: 'session card'}, h('header', {}), t);
+  }
+
+  // The card's figures change in place each second, so the bars move smoothly and a
+  // pointer on "Cancel all" is not pulled from under it.
+  function update_card(card, s, tasks) {
     const mine = tasks.filter(t => t.session_id === s.id || (s.tasks || []).includes(t.id));
     const rate = mine.reduce((a, t) => a + (Number(t.progress?.rate_Bps) || 0), 0);
     const joined = mine.filter(t => t.state !== 'queued').length;
     const open = !finished.has(s.state);
-    return h('article', {class: 'session card', dataset: {id: s.id}},
-      h('header', {},
-        h('strong', {}, `Session ${s.id}: ${images.get(s.image_id)?.name ?? `image #${s.image_id}`}`), ' ',
-        state_badge(s.state), ' ',
-        h('span', {class: 'sub'}, [
-          s.group ? `${s.group}:${s.port ?? ''}` : '',
-          `${joined} of ${mine.length} receivers joined`,
-          s.receivers_min ? `starts at ${s.receivers_min}` : '',
-          s.wait_max_s ? `or after ${Math.round(s.wait_max_s / 60)} min` : '',
-          rate ? `sum ${human_rate(rate)}` : '',
-          s.rate_bps ? `cap ${human_rate(s.rate_bps / 8)}` : '',
-          s.started_at ? `started ${human_time(s.started_at)}` : '',
-          s.finished_at ? `finished ${human_time(s.finished_at)}` : '',
-        ].filter(Boolean).join(' · ')),
-        open ? h('button', {type: 'button', class: 'danger', onclick: () => guarded(async () => {
-          if (!confirm_action(`Cancel session ${s.id} and its ${mine.length} tasks?`)) return;
-          await Promise.all(mine.filter(t => !finished.has(t.state)).map(t =>
-            api.call('POST', `/tasks/${t.id}/cancel`)));
-          await refresh();
-        })}, 'Cancel all') : null),
-      receivers_table(s, mine));
+    clear(card.querySelector('header'),
+      h('strong', {}, `Session ${s.id}: ${images.get(s.image_id)?.name ?? `image #${s.image_id}`}`), ' ',
+      state_badge(s.state), ' ',
+      h('span', {class: 'sub'}, [
+        s.group ? `${s.group}:${s.port ?? ''}` : '',
+        `${joined} of ${mine.length} receivers joined`,
+        s.receivers_min ? `starts at ${s.receivers_min}` : '',
+        s.wait_max_s ? `or after ${Math.round(s.wait_max_s / 60)} min` : '',
+        rate ? `sum ${human_rate(rate)}` : '',
+        s.rate_bps ? `cap ${human_rate(s.rate_bps / 8)}` : '',
+        s.started_at ? `started ${human_time(s.started_at)}` : '',
+        s.finished_at ? `finished ${human_time(s.finished_at)}` : '',
+      ].filter(Boolean).join(' · ')),
+      open ? h('button', {type: 'button', class: 'danger', onclick: () => guarded(async () => {
+        if (!confirm_action(`Cancel session ${s.id} and its ${mine.length} tasks?`)) return;
+        await Promise.all(mine.filter(t => !finished.has(t.state)).map(t =>
+          api.call('POST', `/tasks/${t.id}/cancel`)));
+        await refresh();
+      })}, 'Cancel all') : null);
+    const tbody = card.querySelector('tbody');
+    render_rows(tbody, mine, receiver_row, update_receiver);
+    empty_row(tbody, 6, 'no receiver has joined yet');
   }
 
   async function refresh() {
@@ -250,9 +265,16 @@ export function sessions_view(root) {
     if (tasks.some(t => !hosts.has(t.host_id))) hosts = await api.by_id('hosts');
     const sorted = sessions.sort((a, b) =>
       Number(finished.has(a.state)) - Number(finished.has(b.state)) || b.id - a.id);
-    // Each second rebuilds the cards; they hold no inputs, so nothing is lost.
-    clear(list_el, sorted.length ? sorted.map(s => session_card(s, tasks))
-      : h('p', {class: 'sub'}, 'No multicast session yet. Start a "Multicast deploy" task for hosts or a group: tasks for the same image that start together share one session.'));
+    const by_session = new Map(sorted.map(x => [x.id, x]));
+    list_el.querySelector(':scope > p.sub')?.remove();
+    render_rows(list_el, sorted, session_card, null);
+    for (const card of list_el.querySelectorAll(':scope > article')) {
+      update_card(card, by_session.get(Number(card.dataset.id)), tasks);
+    }
+    if (!sorted.length) {
+      list_el.append(h('p', {class: 'sub'}, 'No multicast session yet. Start a "Multicast deploy" ' +
+        'task for hosts or a group: tasks for the same image that start together share one session.'));
+    }
   }
 
   async function load() {
@@ -293,7 +315,7 @@ export function schedules_view(root) {
   const form = h('form', {id: 'schedule-form', class: 'inline'},
     field('Name', input('name', {required: true, size: 14})),
     field('Runs', kind), at, cron,
-    field('Task', task_kind),
+    field('Task', task_kind, null, 'task.kind'),
     field('Image', image_pick),
     field('Hosts', hosts_pick), field('Groups', groups_pick),
     field('Then', shutdown_select()),
