@@ -2,7 +2,7 @@
 // (members, deploy a whole room).
 import * as api from './api.js';
 import {h, clear, field, input, select, on_submit, guarded, flash, render_rows, empty_row,
-        table, human_time, confirm_action} from './dom.js';
+        table, human_time, human_bytes, confirm_action} from './dom.js';
 
 export const task_kinds = [
   ['deploy', 'Deploy'], ['multicast', 'Multicast deploy'], ['capture', 'Capture'],
@@ -36,6 +36,7 @@ export function hosts_view(root) {
   const {table: t, tbody} = table(['Name', 'MAC', 'Image', 'Groups', 'Last seen', '']);
   tbody.id = 'hosts-body';
   const count = h('span', {class: 'count'});
+  const detail = h('section', {class: 'detail', id: 'host-detail'});
 
   const image_pick = select('image_id', []);
   const reg = h('form', {id: 'host-form', class: 'inline'},
@@ -106,12 +107,47 @@ export function hosts_view(root) {
         host.pending ? h('button', {type: 'button', onclick: () => guarded(async () => {
           await api.update('hosts', host.id, {pending: false}); await load();
         })}, 'Approve') : null,
+        h('button', {type: 'button', onclick: () => show_detail(host)}, 'Info'),
         h('button', {type: 'button', onclick: () => edit(tr, host)}, 'Edit'),
         h('button', {type: 'button', class: 'danger', onclick: () => guarded(async () => {
           if (!confirm_action(`Delete host ${host.name} (${host.mac})?`)) return;
           await api.remove('hosts', host.id);
           await load();
         })}, 'Delete')));
+  }
+
+  // The inventory the PC reported (docs/control.md: cpu, memory_bytes, disks[], nics[],
+  // dmi{}), and what can be done to the host from here.
+  function show_detail(host) {
+    let inv = host.inventory || {};
+    if (typeof inv === 'string') { try { inv = JSON.parse(inv); } catch { inv = {}; } }
+    const disks = Array.isArray(inv.disks) ? inv.disks : [];
+    const nics = Array.isArray(inv.nics) ? inv.nics : [];
+    const dmi = inv.dmi && typeof inv.dmi === 'object' ? inv.dmi : {};
+    const item = (k, v) => (v === undefined || v === null || v === '' ? null : [h('dt', {}, k), h('dd', {}, String(v))]);
+    const describe = x => (typeof x === 'object' && x !== null
+      ? Object.entries(x).map(([k, v]) => `${k}=${k.endsWith('bytes') ? human_bytes(v) : v}`).join(' ')
+      : String(x));
+    clear(detail,
+      h('h3', {}, `${host.name} `, h('span', {class: 'sub mono'}, host.mac)),
+      h('dl', {class: 'inventory'},
+        item('Description', host.description),
+        item('CPU', typeof inv.cpu === 'object' ? describe(inv.cpu) : inv.cpu),
+        item('Memory', inv.memory_bytes ? human_bytes(inv.memory_bytes) : null),
+        disks.map((x, i) => item(`Disk ${i}`, describe(x))),
+        nics.map((x, i) => item(`NIC ${i}`, describe(x))),
+        Object.keys(dmi).length ? item('DMI', describe(dmi)) : null,
+        item('Last seen', human_time(host.last_seen_at)),
+        item('Registered', human_time(host.created_at))),
+      Object.keys(inv).length ? null : h('p', {class: 'sub'}, 'No inventory yet: it arrives when the PC boots shoal\'s client OS (an "inventory" task).'),
+      h('div', {class: 'inline'},
+        h('button', {type: 'button', onclick: () => guarded(async () => {
+          await api.call('POST', `/hosts/${host.id}/wake`);
+          flash(`sent Wake-on-LAN to ${host.name}`, 'ok');
+        })}, 'Wake on LAN'), ' ',
+        h('a', {href: `#/tasks/host/${host.id}`}, 'Start a task…'), ' ',
+        h('button', {type: 'button', class: 'link', onclick: () => clear(detail)}, 'close')));
+    detail.scrollIntoView({block: 'nearest'});
   }
 
   function edit(tr, host) {
@@ -161,6 +197,7 @@ export function hosts_view(root) {
     h('section', {class: 'bar'}, reg),
     h('section', {class: 'bar'}, csv),
     h('div', {class: 'search'}, search, count),
+    detail,
     t);
   return {load};
 }

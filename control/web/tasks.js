@@ -182,6 +182,9 @@ export function tasks_view(root) {
       groups.size ? h('optgroup', {label: 'Group'}, [...groups.values()].map(g =>
         h('option', {value: `group:${g.id}`}, `${g.name} (${(g.hosts || []).length} hosts)`))) : null);
     clear(image, ...image_options(images, '(host\'s image)').map(o => h('option', {value: o.value}, o.label)));
+    // #/tasks/host/<id> or #/tasks/group/<id>: the host page's "Start a task" link.
+    const pre = location.hash.match(/^#\/tasks\/(host|group)\/(\d+)/);
+    if (pre) target.value = `${pre[1]}:${pre[2]}`;
     await refresh();
     poll.start();
   }
