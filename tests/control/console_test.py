@@ -87,26 +87,42 @@ class shoald_process:
         self.base = f'http://127.0.0.1:{self.port}'
         self.log_path = os.path.join(workdir, 'shoald.log')
         self.log = open(self.log_path, 'w')
-        store = os.path.join(workdir, 'shoal.db')
-        env = dict(os.environ, SHOAL_ADMIN_PASSWORD=password)
-        cmd = [binary, '--http-port', str(self.port), '--http-address', '127.0.0.1',
-               '--store', f'sqlite:{store}', '--web-root', web_dir,
-               '--admin-password', password]
+        # shoald's own config file (control/shoald_config.h): a fresh SQLite store, the
+        # first admin with a known password, HTTP on loopback only, and no DHCP or TFTP
+        # (this test needs neither, and port 69 may be another test's).
+        for d in ('images', 'clientos'):
+            os.makedirs(os.path.join(workdir, d), exist_ok=True)
+        config = {
+            'store': 'sqlite://' + os.path.join(workdir, 'shoald.db'),
+            'images': os.path.join(workdir, 'images'),
+            'clientos': os.path.join(workdir, 'clientos'),
+            'web': web_dir,
+            'admin': {'user': 'admin', 'password': password,
+                      'password_file': os.path.join(workdir, 'admin-password')},
+            'boot': {'dhcp': {'enabled': False}, 'tftp': {'enabled': False},
+                     'http': {'address': '127.0.0.1', 'port': self.port}},
+        }
+        config_path = os.path.join(workdir, 'shoald.json')
+        with open(config_path, 'w') as f:
+            json.dump(config, f, indent=2)
+        cmd = [binary, '--config', config_path]
         print('starting:', ' '.join(cmd), flush=True)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=workdir)
         deadline = time.monotonic() + START_WAIT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 fail(f'shoald exited with {self.proc.returncode}:\n{self.tail()}')
+            # Ready when the first admin can log in: the store is open and migrated.
             try:
-                status, _ = http(self.base, 'GET', '/ui/', timeout_s=1)
+                status, _ = http(self.base, 'POST', '/api/v1/login',
+                                 {'user': 'admin', 'password': password}, timeout_s=1)
                 if status == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.1)
-        fail(f'shoald did not serve /ui/ within {START_WAIT_S} s:\n{self.tail()}')
+        fail(f'shoald did not take a login within {START_WAIT_S} s:\n{self.tail()}')
 
     def tail(self):
         self.log.flush()
@@ -203,6 +219,9 @@ def check_png(path):
 
 
 def run(d, base, user, password, artifacts):
+    status, page = http(base, 'GET', '/ui/')
+    if status != 200 or 'login-form' not in page:
+        fail(f'GET /ui/ is not the console: {status} {page[:200]}')
     d.get(base + '/ui/')
 
     # A wrong password: refused, with a message under the form, and no console.
