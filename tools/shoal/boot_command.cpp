@@ -19,7 +19,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "boot_config.h"
 #include "commands.h"
 #include "common/log.h"
 #include "dhcp/server.h"
@@ -28,6 +27,8 @@
 #include "ipxe/task_source.h"
 #include "ndp/ra_responder.h"
 #include "rootdir/root_dir.h"
+#include "services/boot_config.h"
+#include "services/boot_services.h"
 #include "tftp/server.h"
 
 namespace shoal::cli {
@@ -35,6 +36,11 @@ namespace shoal::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using boot::boot_config;
+using boot::debian_ipxe_dir;
+using boot::default_boot_config;
+using boot::apply_boot_config_json;
+using boot::boot_config_example;
 
 struct boot_options {
     std::string config_path;
@@ -43,9 +49,6 @@ struct boot_options {
     bool check = false;
     bool print_config = false;
 };
-
-// The boot files Debian's ipxe package ships that shoal hands out.
-constexpr const char* ipxe_files[] = {"undionly.kpxe", "ipxe.efi", "snponly.efi"};
 
 std::string port_suffix(std::uint16_t port) {
     return port == 80 ? std::string() : fmt::format(":{}", port);
@@ -108,35 +111,6 @@ std::string port_taken(int type, const std::string& address, std::uint16_t port)
 bool is_regular(const fs::path& p) {
     std::error_code ec;
     return fs::is_regular_file(p, ec);
-}
-
-// Copies the missing iPXE binaries from Debian's package into the TFTP root (atomically:
-// a partial copy is never served).
-status install_boot_files(const boot_config& c) {
-    std::error_code ec;
-    fs::create_directories(c.tftp.root_dir, ec);
-    if (ec) {
-        return error::format(errc::io, ec.value(), "cannot create TFTP root {}", c.tftp.root_dir);
-    }
-    for (const char* name : ipxe_files) {
-        fs::path to = fs::path(c.tftp.root_dir) / name;
-        fs::path from = fs::path(debian_ipxe_dir) / name;
-        if (fs::exists(to, ec) || !is_regular(from)) {
-            continue;
-        }
-        fs::path tmp = to;
-        tmp += ".shoal-tmp";
-        fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
-        if (!ec) {
-            fs::rename(tmp, to, ec);
-        }
-        if (ec) {
-            return error::format(errc::io, ec.value(), "cannot copy {} to {}", from.string(),
-                                 to.string());
-        }
-        log::info("boot: copied {} into the TFTP root", from.string());
-    }
-    return ok();
 }
 
 int check(const boot_config& c) {
@@ -262,12 +236,6 @@ int run(const boot_config& c) {
         std::fprintf(stderr, "shoal boot: ipxe: %s\n", s.err().describe().c_str());
         return 2;
     }
-    if (c.tftp_enabled && c.install_boot_files) {
-        if (auto s = install_boot_files(c); !s) {
-            std::fprintf(stderr, "shoal boot: %s\n", s.err().describe().c_str());
-            return 1;
-        }
-    }
     // Signals are taken by sigwait below, never by a handler in a server thread.
     sigset_t signals;
     sigemptyset(&signals);
@@ -275,38 +243,12 @@ int run(const boot_config& c) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    std::unique_ptr<dhcp::server> dhcp_server;
-    if (c.dhcp_enabled) {
-        auto s = dhcp::server::create(c.dhcp);
-        if (!s) {
-            std::fprintf(stderr, "shoal boot: %s\n(run shoal boot --check for every problem)\n",
-                         s.err().describe().c_str());
-            return 1;
-        }
-        dhcp_server = std::move(*s);
+    auto services = boot::boot_services::start(c);
+    if (!services) {
+        std::fprintf(stderr, "shoal boot: %s\n(run shoal boot --check for every problem)\n",
+                     services.err().describe().c_str());
+        return 1;
     }
-    std::unique_ptr<tftp::server> tftp_server;
-    if (c.tftp_enabled) {
-        auto s = tftp::server::create(c.tftp);
-        if (!s) {
-            std::fprintf(stderr, "shoal boot: %s\n", s.err().describe().c_str());
-            return 1;
-        }
-        tftp_server = std::move(*s);
-    }
-    std::unique_ptr<ndp::ra_responder> ra;
-    if (c.dhcp_enabled && c.answer_router_solicitations) {
-        auto r = ndp::ra_responder::create(c.dhcp.interfaces);
-        if (!r) {
-            log::warn(
-                "boot: not answering IPv6 router solicitations ({}); iPXE will wait ~13 s "
-                "for a router on each boot",
-                r.err().describe());
-        } else {
-            ra = std::move(*r);
-        }
-    }
-
     http::router routes;
     auto http_root = bootsvc::root_dir::open(c.http_root);
     if (!http_root) {
@@ -315,43 +257,10 @@ int run(const boot_config& c) {
     }
     ipxe::add_boot_routes(routes, std::make_shared<ipxe::json_file_task_source>(c.tasks_file),
                           c.ipxe);
-    if (c.tftp_enabled) {
-        auto tftp_root = bootsvc::root_dir::open(c.tftp.root_dir);
-        if (tftp_root) {
-            routes.add_prefix(
-                http::method::get, "/tftp/",
-                http::static_files(std::make_shared<const bootsvc::root_dir>(std::move(*tftp_root)),
-                                   "/tftp/"));
-        }
-    }
-    routes.add(http::method::get, "/status", [&](const http::request&) {
-        nlohmann::json j;
-        if (tftp_server) {
-            auto s = tftp_server->stats();
-            j["tftp"] = {{"requests", s.requests},
-                         {"refused", s.refused},
-                         {"completed", s.completed},
-                         {"failed", s.failed},
-                         {"option_probes", s.option_probes},
-                         {"active", s.active},
-                         {"retransmitted_packets", s.retransmitted_packets},
-                         {"bytes_sent", s.bytes_sent},
-                         {"file_cache_hits", s.file_cache_hits},
-                         {"file_cache_misses", s.file_cache_misses}};
-        }
-        if (dhcp_server) {
-            auto s = dhcp_server->stats();
-            j["dhcp"] = {{"received", s.received},
-                         {"malformed", s.malformed},
-                         {"discovers", s.discovers},
-                         {"offers", s.offers},
-                         {"acks", s.acks},
-                         {"proxy_offers", s.proxy_offers},
-                         {"proxy_acks", s.proxy_acks},
-                         {"leases_active", s.leases_active}};
-        }
-        return http::response::json(200, j);
-    });
+    (*services)->add_routes(routes);
+    const boot::boot_services* b = services->get();
+    routes.add(http::method::get, "/status",
+               [b](const http::request&) { return http::response::json(200, b->stats_json()); });
     routes.add_prefix(
         http::method::get, "/",
         http::static_files(std::make_shared<const bootsvc::root_dir>(std::move(*http_root)), "/"));
@@ -360,47 +269,13 @@ int run(const boot_config& c) {
         std::fprintf(stderr, "shoal boot: %s\n", http_server.err().describe().c_str());
         return 1;
     }
-
-    std::vector<std::thread> threads;
-    if (dhcp_server) {
-        threads.emplace_back([&] {
-            if (auto s = dhcp_server->run(); !s) {
-                log::err("boot: dhcp stopped: {}", s.err().describe());
-            }
-        });
-    }
-    if (tftp_server) {
-        threads.emplace_back([&] {
-            if (auto s = tftp_server->run(); !s) {
-                log::err("boot: tftp stopped: {}", s.err().describe());
-            }
-        });
-    }
-    if (ra) {
-        threads.emplace_back([&] { ra->run(); });
-    }
-    log::info(
-        "boot: {}{}; TFTP {}:{} from {}; HTTP {}:{} from {}",
-        c.dhcp_enabled ? (c.dhcp.mode == dhcp::mode::proxy ? "proxyDHCP" : "DHCP") : "no DHCP",
-        c.dhcp_enabled ? fmt::format(" on {}", fmt::join(c.dhcp.interfaces, ",")) : "",
-        c.tftp.address, c.tftp.port, c.tftp.root_dir, c.http.address, (*http_server)->port(),
-        c.http_root);
+    log::info("boot: {}; HTTP {}:{} from {}", (*services)->describe(), c.http.address,
+              (*http_server)->port(), c.http_root);
 
     int sig = 0;
     sigwait(&signals, &sig);
     log::info("boot: signal {}: stopping", sig);
-    if (dhcp_server) {
-        dhcp_server->stop();
-    }
-    if (tftp_server) {
-        tftp_server->stop();
-    }
-    if (ra) {
-        ra->stop();
-    }
-    for (auto& t : threads) {
-        t.join();
-    }
+    (*services)->stop();
     (*http_server)->stop();
     return 0;
 }

@@ -1,4 +1,4 @@
-#include "boot_config.h"
+#include "services/boot_config.h"
 
 #include <initializer_list>
 #include <set>
@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-namespace shoal::cli {
+namespace shoal::boot {
 
 namespace {
 
@@ -277,4 +277,4 @@ std::string boot_config_example() {
 )";
 }
 
-}  // namespace shoal::cli
+}  // namespace shoal::boot

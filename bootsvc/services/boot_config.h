@@ -14,7 +14,7 @@
 #include "ipxe/script.h"
 #include "tftp/server.h"
 
-namespace shoal::cli {
+namespace shoal::boot {
 
 // Where Debian's ipxe package puts the boot files shoal hands out.
 inline constexpr const char* debian_ipxe_dir = "/usr/lib/ipxe";
@@ -45,4 +45,4 @@ status apply_boot_config_json(boot_config& config, std::string_view json_text);
 // An example file with every setting and its default, for the README and `--print-config`.
 std::string boot_config_example();
 
-}  // namespace shoal::cli
+}  // namespace shoal::boot
