@@ -20,6 +20,9 @@ std::string_view errc_name(errc code) noexcept {
     case errc::peer_gone: return "peer gone";
     case errc::cancelled: return "cancelled";
     case errc::version: return "unsupported version";
+    case errc::conflict: return "conflict";
+    case errc::unavailable: return "unavailable";
+    case errc::denied: return "denied";
     }
     return "unknown error";
 }

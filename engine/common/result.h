@@ -35,6 +35,9 @@ enum class errc : std::uint8_t {
     peer_gone,             // the other side stopped answering or went away
     cancelled,
     version,               // a format or protocol version this build does not speak
+    conflict,              // valid, but clashes with what is stored (a duplicate, a rule)
+    unavailable,           // a service this needs (a database) cannot be reached now
+    denied,                // wrong, expired or missing credentials
 };
 
 // The lowercase name of a code, e.g. "truncated".
