@@ -349,14 +349,15 @@ def main():
         if args.url:
             base = args.url.rstrip('/')
         else:
-            server = shoald_process(args.shoald, os.path.abspath(args.web), workdir, args.password)
+            server = shoald_process(os.path.abspath(args.shoald), os.path.abspath(args.web), workdir,
+                                    args.password)
             base = server.base
         d = browser(workdir)
         run(d, base, args.user, args.password, args.artifacts)
         print('console test: ok')
         return 0
-    except AssertionError as e:
-        print(f'FAIL: {e}', file=sys.stderr)
+    except Exception as e:  # an assertion, or Selenium or shoald giving out: all are failures
+        print(f'FAIL: {type(e).__name__}: {e}', file=sys.stderr)
         if d is not None:
             try:
                 shot = os.path.abspath(os.path.join(args.artifacts, 'console-failure.png'))
