@@ -5,7 +5,9 @@ same file, the same namespace topology and in the same run.
 For each configuration both tools send one random file from a sender namespace to N
 receiver namespaces on a bridge. Reported per tool: the mean and slowest receiver rate
 (file bytes / seconds from the sender's launch to that receiver's exit), delivery (how many
-receivers ended bit-identical), and CPU seconds per GB for the sender and the receivers.
+receivers ended bit-identical), CPU seconds per GB for the sender and the receivers, and
+how busy the whole machine was (all cores; softirq apart, since the kernel's packet work is
+charged to whichever process runs).
 Loss comes from nftables drops in receivers' namespaces, the 1 Gbit/s link from tc tbf
 on the sender's egress, a slow disk from a 20 MB/s writer. GSO is off on every link, so
 the wire carries MTU-sized frames as a real NIC would.
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from netlab import ROOT, sh
+from netlab import ROOT, busy_share, machine_cpu, sh
 
 PREFIX = "shoal-b%d" % os.getpid()
 TIMEOUT_S = 180
@@ -132,6 +134,7 @@ def run_tool(tool, shoal, work, image, n, link, slow, want, lossy=()):
             cmd += ["--max-bitrate", udpcast_rate]
     scpu = os.path.join(work, "cpus")
     t0 = time.monotonic()
+    cpu0 = machine_cpu()
     send_json = os.path.join(work, "send.json")
     sender = subprocess.Popen(cpu_wrap(["ip", "netns", "exec", ns("s"), "timeout", str(TIMEOUT_S)] + cmd, scpu),
                               stdout=open(send_json, "w"), stderr=open(os.path.join(work, "send.log"), "w"))
@@ -145,6 +148,7 @@ def run_tool(tool, shoal, work, image, n, link, slow, want, lossy=()):
         if time.monotonic() - t0 > TIMEOUT_S + 5:
             break
         time.sleep(0.01)
+    busy, softirq = busy_share(cpu0, machine_cpu())
     sender.wait(timeout=TIMEOUT_S + 10)
     rates, ok, healthy_rates = [], 0, []
     rcpu = 0.0
@@ -176,6 +180,7 @@ def run_tool(tool, shoal, work, image, n, link, slow, want, lossy=()):
         "impaired_rate": [rates[i - 1] for i in sorted(impaired)],
         "sender_cpu_per_gb": parse_times(scpu) / gb,
         "receiver_cpu_per_gb": rcpu / n / gb,
+        "machine_busy": busy, "machine_softirq": softirq,
     }
 
 
@@ -305,17 +310,18 @@ def main():
         lab.down()
         shutil.rmtree(work, ignore_errors=True)
 
-    lines = ["| case | shoal MB/s mean (min) | UDPcast MB/s mean (min) | shoal / UDPcast | shoal transfer phase MB/s | delivered shoal | delivered UDPcast | CPU s/GB shoal snd / rcv | CPU s/GB UDPcast snd / rcv |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | shoal MB/s mean (min) | UDPcast MB/s mean (min) | shoal / UDPcast | shoal transfer phase MB/s | delivered shoal | delivered UDPcast | CPU s/GB shoal snd / rcv | CPU s/GB UDPcast snd / rcv | machine busy shoal / UDPcast (softirq) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label, res in rows:
         s, u = res["shoal"], res["udpcast"]
         ratio = "%.2f" % (s["mean"] / u["mean"]) if u["mean"] > 0 else "∞ (UDPcast failed)"
         slow_note = ""
         if s["slow_rate"]:
             slow_note = " (slow rx: %.1f / %.1f)" % (s["slow_rate"][0], u["slow_rate"][0])
-        lines.append("| %s%s | %.1f (%.1f) | %.1f (%.1f) | %s | %.1f | %d/%d | %d/%d | %.2f / %.2f | %.2f / %.2f |" % (
+        lines.append("| %s%s | %.1f (%.1f) | %.1f (%.1f) | %s | %.1f | %d/%d | %d/%d | %.2f / %.2f | %.2f / %.2f | %.0f%% (%.0f%%) / %.0f%% (%.0f%%) |" % (
             label, slow_note, s["mean"], s["min"], u["mean"], u["min"], ratio, s["transfer"], s["ok"], s["n"], u["ok"], u["n"],
-            s["sender_cpu_per_gb"], s["receiver_cpu_per_gb"], u["sender_cpu_per_gb"], u["receiver_cpu_per_gb"]))
+            s["sender_cpu_per_gb"], s["receiver_cpu_per_gb"], u["sender_cpu_per_gb"], u["receiver_cpu_per_gb"],
+            100 * s["machine_busy"], 100 * s["machine_softirq"], 100 * u["machine_busy"], 100 * u["machine_softirq"]))
     table = "\n".join(lines)
     print()
     print("file %d MiB random; rates exclude nothing: sender launch to receiver exit" % size_mb)

@@ -66,7 +66,9 @@ check() {
   case $fs in
     ext4)
       e2fsck -fn "$l" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "$what: e2fsck"; }
-      mount -o ro "$l" "$m" || { dumpe2fs -h "$l" 2>&1 | grep -iE 'features|state|needs'; fail "$what: mount"; }
+      mount -o ro "$l" "$m" 2>"$W/mount.err" || {
+        cat "$W/mount.err"; dumpe2fs -h "$l" 2>&1 | grep -iE 'features|state|needs'
+        dmesg 2>/dev/null | tail -5; losetup -a; fail "$what: mount"; }
       mounts+=("$m")
       diff -r "$ref" "$m" -x lost+found ${extra:+-x "$extra"} >/dev/null || fail "$what: ext4 content differs"
       if [ -n "${extra:-}" ]; then cmp "$W/$extra" "$m/$extra" || fail "$what: $extra differs"; fi
