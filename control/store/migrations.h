@@ -8,9 +8,9 @@
 namespace shoal::store {
 
 struct migration {
-    int version;             // 1, 2, 3... without gaps
-    std::string_view name;   // the file's name, e.g. 0001_init.sql
-    std::string_view sql;    // common SQL; {{id}} is the dialect's auto-assigned key
+    int version;            // 1, 2, 3... without gaps
+    std::string_view name;  // the file's name, e.g. 0001_init.sql
+    std::string_view sql;   // common SQL; {{id}} is the dialect's auto-assigned key
 };
 
 // Every migration, in order.

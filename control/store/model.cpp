@@ -20,15 +20,13 @@ constexpr std::array<std::string_view, 4> image_kind_names = {
 constexpr std::array<std::string_view, 10> task_kind_names = {
     "capture",   "deploy",    "multicast", "wipe_fast", "wipe_normal",
     "wipe_full", "disk_test", "inventory", "wol",       "debug"};
-constexpr std::array<std::string_view, 6> task_state_names = {
-    "queued", "active", "in_progress", "complete", "failed", "cancelled"};
-constexpr std::array<std::string_view, 5> session_state_names = {"waiting", "running",
-                                                                 "complete", "failed",
-                                                                 "cancelled"};
+constexpr std::array<std::string_view, 6> task_state_names = {"queued",   "active", "in_progress",
+                                                              "complete", "failed", "cancelled"};
+constexpr std::array<std::string_view, 5> session_state_names = {"waiting", "running", "complete",
+                                                                 "failed", "cancelled"};
 constexpr std::array<std::string_view, 2> schedule_kind_names = {"once", "cron"};
 constexpr std::array<std::string_view, 3> user_role_names = {"admin", "operator", "viewer"};
-constexpr std::array<std::string_view, 3> shutdown_action_names = {"none", "reboot",
-                                                                   "poweroff"};
+constexpr std::array<std::string_view, 3> shutdown_action_names = {"none", "reboot", "poweroff"};
 
 template <class E, std::size_t N>
 std::string_view name_of(const std::array<std::string_view, N>& names, E v) noexcept {
@@ -58,8 +56,8 @@ status field_error(std::string_view field, std::string_view what) {
 }
 
 bool is_identifier_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '[' || c == ']';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '[' || c == ']';
 }
 
 status check_json(std::string_view text, bool want_object, std::string_view field) {
@@ -151,9 +149,7 @@ std::string_view to_string(task_state v) noexcept { return name_of(task_state_na
 std::string_view to_string(session_state v) noexcept { return name_of(session_state_names, v); }
 std::string_view to_string(schedule_kind v) noexcept { return name_of(schedule_kind_names, v); }
 std::string_view to_string(user_role v) noexcept { return name_of(user_role_names, v); }
-std::string_view to_string(shutdown_action v) noexcept {
-    return name_of(shutdown_action_names, v);
-}
+std::string_view to_string(shutdown_action v) noexcept { return name_of(shutdown_action_names, v); }
 
 result<image_kind> image_kind_from_string(std::string_view text, std::string_view field) {
     return parse_enum<image_kind>(image_kind_names, text, field);
@@ -173,8 +169,7 @@ result<schedule_kind> schedule_kind_from_string(std::string_view text, std::stri
 result<user_role> user_role_from_string(std::string_view text, std::string_view field) {
     return parse_enum<user_role>(user_role_names, text, field);
 }
-result<shutdown_action> shutdown_action_from_string(std::string_view text,
-                                                    std::string_view field) {
+result<shutdown_action> shutdown_action_from_string(std::string_view text, std::string_view field) {
     return parse_enum<shutdown_action>(shutdown_action_names, text, field);
 }
 
@@ -234,8 +229,8 @@ status validate_name(std::string_view name, std::string_view field) {
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-')) {
             return error::format(errc::invalid_argument, 0,
-                                 "{}: '{:.63}' has a character other than A-Z a-z 0-9 . _ -",
-                                 field, name);
+                                 "{}: '{:.63}' has a character other than A-Z a-z 0-9 . _ -", field,
+                                 name);
         }
     }
     return ok();
@@ -368,9 +363,8 @@ status validate_cron(std::string_view cron, std::string_view field) {
         while (i < cron.size() && cron[i] != ' ' && cron[i] != '\t') {
             ++i;
         }
-        if (count == ranges.size() ||
-            !cron_field_ok(cron.substr(start, i - start), ranges[count].first,
-                           ranges[count].second)) {
+        if (count == ranges.size() || !cron_field_ok(cron.substr(start, i - start),
+                                                     ranges[count].first, ranges[count].second)) {
             return error::format(errc::invalid_argument, 0,
                                  "{}: '{:.80}' is not five crontab fields (minute hour "
                                  "day-of-month month day-of-week, e.g. '0 19 * * 1-5')",
@@ -397,8 +391,8 @@ status validate(const schedule& s) {
         SHOAL_RETURN_IF_ERROR(validate_cron(s.cron));
     }
     if (task_needs_image(s.task.kind) && !s.task.image_id) {
-        return error::format(errc::invalid_argument, 0,
-                             "task.image_id: a {} task needs an image", to_string(s.task.kind));
+        return error::format(errc::invalid_argument, 0, "task.image_id: a {} task needs an image",
+                             to_string(s.task.kind));
     }
     if (s.hosts.empty() && s.groups.empty()) {
         return field_error("hosts", "a schedule needs hosts or groups");

@@ -70,8 +70,7 @@ std::string_view to_string(shutdown_action v) noexcept;
 // Each refuses an unknown name with errc::invalid_argument "<field>: ... (one of a, b, c)".
 result<image_kind> image_kind_from_string(std::string_view text, std::string_view field = "kind");
 result<task_kind> task_kind_from_string(std::string_view text, std::string_view field = "kind");
-result<task_state> task_state_from_string(std::string_view text,
-                                          std::string_view field = "state");
+result<task_state> task_state_from_string(std::string_view text, std::string_view field = "state");
 result<session_state> session_state_from_string(std::string_view text,
                                                 std::string_view field = "state");
 result<schedule_kind> schedule_kind_from_string(std::string_view text,
@@ -122,9 +121,9 @@ struct image {
     image_kind kind = image_kind::single_disk_resizable;
     std::string description;
     std::int64_t size_bytes = 0;
-    std::string disks = "[]";               // JSON array, one entry per disk
-    std::vector<record_id> storage_nodes;   // nodes holding it, sorted by the store
-    bool is_protected = false;              // "protected": not captured over, not deleted
+    std::string disks = "[]";              // JSON array, one entry per disk
+    std::vector<record_id> storage_nodes;  // nodes holding it, sorted by the store
+    bool is_protected = false;             // "protected": not captured over, not deleted
     std::int64_t created_at = 0;
     std::int64_t updated_at = 0;
 };
@@ -166,8 +165,8 @@ struct task {
     task_progress progress;
     std::optional<record_id> session_id;  // multicast
     shutdown_action shutdown = shutdown_action::reboot;
-    bool wol = false;  // wake the host when the task is scheduled
-    std::optional<record_id> created_by;  // user id
+    bool wol = false;                         // wake the host when the task is scheduled
+    std::optional<record_id> created_by;      // user id
     std::optional<std::int64_t> started_at;   // first move to active or in_progress
     std::optional<std::int64_t> finished_at;  // move to a final state
     std::int64_t created_at = 0;

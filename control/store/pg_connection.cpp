@@ -188,8 +188,8 @@ private:
             return it->second;
         }
         std::string name = fmt::format("shoal_{}", _prepared_serial++);
-        PGresult* res = PQprepare(_conn, name.c_str(), key.c_str(),
-                                  static_cast<int>(param_count), nullptr);
+        PGresult* res =
+            PQprepare(_conn, name.c_str(), key.c_str(), static_cast<int>(param_count), nullptr);
         auto checked = check(res);
         PQclear(res);
         if (!checked) {

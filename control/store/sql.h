@@ -54,7 +54,7 @@ struct open_options;
 class repository;
 
 result<std::unique_ptr<sql_connection>> open_sqlite(const std::string& path,
-                                                     const open_options& options);
+                                                    const open_options& options);
 result<std::unique_ptr<sql_connection>> open_postgresql(const std::string& conninfo,
                                                         const open_options& options);
 

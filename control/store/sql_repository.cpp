@@ -43,13 +43,9 @@ sql_value p(const std::optional<std::string>& v) {
     return v ? sql_value(*v) : sql_value(std::monostate{});
 }
 template <class E>
-    requires std::is_enum_v<E>
-sql_value p(E v) {
-    return std::string(to_string(v));
-}
+requires std::is_enum_v<E> sql_value p(E v) { return std::string(to_string(v)); }
 template <class E>
-    requires std::is_enum_v<E>
-sql_value p(const std::optional<E>& v) {
+requires std::is_enum_v<E> sql_value p(const std::optional<E>& v) {
     return v ? sql_value(std::string(to_string(*v))) : sql_value(std::monostate{});
 }
 sql_value p(const std::optional<bool>& v) {
@@ -71,7 +67,9 @@ std::optional<std::int64_t> oi64(const std::optional<std::string>& c) {
     return i64(c);
 }
 double f64(const std::optional<std::string>& c) { return c ? std::strtod(c->c_str(), nullptr) : 0; }
-bool b(const std::optional<std::string>& c) { return c && (*c == "1" || *c == "t" || *c == "true"); }
+bool b(const std::optional<std::string>& c) {
+    return c && (*c == "1" || *c == "t" || *c == "true");
+}
 std::string s(const std::optional<std::string>& c) { return c ? *c : std::string(); }
 // Enum columns hold names this code wrote (and CHECK constraints keep); a name it cannot
 // read means a newer schema wrote it, which open_repository refuses, so the first one is
@@ -314,9 +312,10 @@ public:
                     return error::format(st.err().code(), 0, "migration {}: {}", m.name,
                                          st.err().context());
                 }
-                SHOAL_RETURN_IF_ERROR(exec("INSERT INTO schema_migrations (version, name, "
-                                           "applied_at) VALUES ($1, $2, $3)",
-                                           {p(std::int64_t{m.version}), p(m.name), p(now_s())}));
+                SHOAL_RETURN_IF_ERROR(
+                    exec("INSERT INTO schema_migrations (version, name, "
+                         "applied_at) VALUES ($1, $2, $3)",
+                         {p(std::int64_t{m.version}), p(m.name), p(now_s())}));
             }
             return ok();
         });
@@ -438,9 +437,9 @@ public:
             SHOAL_RETURN_IF_ERROR(
                 exec("DELETE FROM host_group_members WHERE host_id = $1", {p(h.id)}));
             for (record_id g : h.groups) {
-                SHOAL_RETURN_IF_ERROR(exec(
-                    "INSERT INTO host_group_members (group_id, host_id) VALUES ($1, $2)",
-                    {p(g), p(h.id)}));
+                SHOAL_RETURN_IF_ERROR(
+                    exec("INSERT INTO host_group_members (group_id, host_id) VALUES ($1, $2)",
+                         {p(g), p(h.id)}));
             }
             return load_host(h.id);
         });
@@ -483,13 +482,12 @@ public:
             }
             hosts[i].groups = sorted_unique(std::move(hosts[i].groups));
             if (auto [it, fresh] = macs.emplace(hosts[i].mac, i); !fresh) {
-                return error::format(errc::conflict, 0, "hosts[{}].mac: {} is also hosts[{}]'s",
-                                     i, hosts[i].mac, it->second);
+                return error::format(errc::conflict, 0, "hosts[{}].mac: {} is also hosts[{}]'s", i,
+                                     hosts[i].mac, it->second);
             }
             if (auto [it, fresh] = names.emplace(hosts[i].name, i); !fresh) {
-                return error::format(errc::conflict, 0,
-                                     "hosts[{}].name: '{}' is also hosts[{}]'s", i,
-                                     hosts[i].name, it->second);
+                return error::format(errc::conflict, 0, "hosts[{}].name: '{}' is also hosts[{}]'s",
+                                     i, hosts[i].name, it->second);
             }
         }
         std::lock_guard lock(_mutex);
@@ -511,11 +509,12 @@ public:
         g.hosts = sorted_unique(std::move(g.hosts));
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<host_group> {
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM host_groups WHERE name = $1 AND id "
-                                              "<> $2",
-                                              g.name, 0, "name", "a group"));
-            SHOAL_RETURN_IF_ERROR(refs_exist("SELECT id FROM hosts WHERE id = $1", g.hosts,
-                                             "hosts", "host"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM host_groups WHERE name = $1 AND id "
+                            "<> $2",
+                            g.name, 0, "name", "a group"));
+            SHOAL_RETURN_IF_ERROR(
+                refs_exist("SELECT id FROM hosts WHERE id = $1", g.hosts, "hosts", "host"));
             const std::int64_t now = now_s();
             auto id = insert_id(
                 "INSERT INTO host_groups (name, description, created_at, updated_at) VALUES "
@@ -568,11 +567,12 @@ public:
         return in_tx([&]() -> result<host_group> {
             SHOAL_RETURN_IF_ERROR(
                 must_exist("SELECT id FROM host_groups WHERE id = $1", g.id, "group"));
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM host_groups WHERE name = $1 AND id "
-                                              "<> $2",
-                                              g.name, g.id, "name", "a group"));
-            SHOAL_RETURN_IF_ERROR(refs_exist("SELECT id FROM hosts WHERE id = $1", g.hosts,
-                                             "hosts", "host"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM host_groups WHERE name = $1 AND id "
+                            "<> $2",
+                            g.name, g.id, "name", "a group"));
+            SHOAL_RETURN_IF_ERROR(
+                refs_exist("SELECT id FROM hosts WHERE id = $1", g.hosts, "hosts", "host"));
             SHOAL_RETURN_IF_ERROR(exec(
                 "UPDATE host_groups SET name = $1, description = $2, updated_at = $3 WHERE id = "
                 "$4",
@@ -668,11 +668,11 @@ public:
                                               i.name, i.id, "name", "an image"));
             SHOAL_RETURN_IF_ERROR(refs_exist("SELECT id FROM storage_nodes WHERE id = $1",
                                              i.storage_nodes, "storage_nodes", "storage node"));
-            SHOAL_RETURN_IF_ERROR(exec(
-                "UPDATE images SET name = $1, kind = $2, description = $3, size_bytes = $4, "
-                "disks = $5, protected = $6, updated_at = $7 WHERE id = $8",
-                {p(i.name), p(i.kind), p(i.description), p(i.size_bytes), p(i.disks),
-                 p(i.is_protected), p(now_s()), p(i.id)}));
+            SHOAL_RETURN_IF_ERROR(
+                exec("UPDATE images SET name = $1, kind = $2, description = $3, size_bytes = $4, "
+                     "disks = $5, protected = $6, updated_at = $7 WHERE id = $8",
+                     {p(i.name), p(i.kind), p(i.description), p(i.size_bytes), p(i.disks),
+                      p(i.is_protected), p(now_s()), p(i.id)}));
             SHOAL_RETURN_IF_ERROR(
                 exec("DELETE FROM image_storage_nodes WHERE image_id = $1", {p(i.id)}));
             SHOAL_RETURN_IF_ERROR(write_image_nodes(i.id, i.storage_nodes));
@@ -713,9 +713,10 @@ public:
         SHOAL_RETURN_IF_ERROR(validate(n));
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<storage_node> {
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM storage_nodes WHERE name = $1 AND "
-                                              "id <> $2",
-                                              n.name, 0, "name", "a storage node"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM storage_nodes WHERE name = $1 AND "
+                            "id <> $2",
+                            n.name, 0, "name", "a storage node"));
             SHOAL_RETURN_IF_ERROR(check_storage_group(n.storage_group_id));
             auto id = insert_id(
                 "INSERT INTO storage_nodes (name, url, path, storage_group_id, master, enabled, "
@@ -757,9 +758,10 @@ public:
         return in_tx([&]() -> result<storage_node> {
             SHOAL_RETURN_IF_ERROR(
                 must_exist("SELECT id FROM storage_nodes WHERE id = $1", n.id, "storage node"));
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM storage_nodes WHERE name = $1 AND "
-                                              "id <> $2",
-                                              n.name, n.id, "name", "a storage node"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM storage_nodes WHERE name = $1 AND "
+                            "id <> $2",
+                            n.name, n.id, "name", "a storage node"));
             SHOAL_RETURN_IF_ERROR(check_storage_group(n.storage_group_id));
             SHOAL_RETURN_IF_ERROR(exec(
                 "UPDATE storage_nodes SET name = $1, url = $2, path = $3, storage_group_id = $4, "
@@ -780,9 +782,10 @@ public:
         SHOAL_RETURN_IF_ERROR(validate(g));
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<storage_group> {
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM storage_groups WHERE name = $1 AND "
-                                              "id <> $2",
-                                              g.name, 0, "name", "a storage group"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM storage_groups WHERE name = $1 AND "
+                            "id <> $2",
+                            g.name, 0, "name", "a storage group"));
             auto id = insert_id(
                 "INSERT INTO storage_groups (name, description, created_at, updated_at) VALUES "
                 "($1, $2, $3, $3) RETURNING id",
@@ -820,11 +823,12 @@ public:
         SHOAL_RETURN_IF_ERROR(validate(g));
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<storage_group> {
-            SHOAL_RETURN_IF_ERROR(must_exist("SELECT id FROM storage_groups WHERE id = $1", g.id,
-                                             "storage group"));
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM storage_groups WHERE name = $1 AND "
-                                              "id <> $2",
-                                              g.name, g.id, "name", "a storage group"));
+            SHOAL_RETURN_IF_ERROR(
+                must_exist("SELECT id FROM storage_groups WHERE id = $1", g.id, "storage group"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM storage_groups WHERE name = $1 AND "
+                            "id <> $2",
+                            g.name, g.id, "name", "a storage group"));
             SHOAL_RETURN_IF_ERROR(exec(
                 "UPDATE storage_groups SET name = $1, description = $2, updated_at = $3 WHERE id "
                 "= $4",
@@ -848,8 +852,8 @@ public:
             SHOAL_RETURN_IF_ERROR(
                 ref_exists("SELECT id FROM hosts WHERE id = $1", t.host_id, "host_id", "host"));
             if (t.image_id) {
-                SHOAL_RETURN_IF_ERROR(ref_exists("SELECT id FROM images WHERE id = $1",
-                                                 *t.image_id, "image_id", "image"));
+                SHOAL_RETURN_IF_ERROR(ref_exists("SELECT id FROM images WHERE id = $1", *t.image_id,
+                                                 "image_id", "image"));
             }
             if (t.session_id) {
                 SHOAL_RETURN_IF_ERROR(ref_exists("SELECT id FROM sessions WHERE id = $1",
@@ -963,8 +967,8 @@ public:
             auto rows = query(
                 "UPDATE tasks SET state = $1, started_at = COALESCE(started_at, $2), "
                 "finished_at = $3, updated_at = $4 WHERE id = $5 AND state = $6 RETURNING id",
-                {p(to), starts ? p(now) : sql_value(), is_final(to) ? p(now) : sql_value(),
-                 p(now), p(id), p(from)},
+                {p(to), starts ? p(now) : sql_value(), is_final(to) ? p(now) : sql_value(), p(now),
+                 p(id), p(from)},
                 sql_kind::write);
             if (!rows) {
                 return rows.err();
@@ -1084,8 +1088,8 @@ public:
         SHOAL_RETURN_IF_ERROR(validate(x));
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<session> {
-            SHOAL_RETURN_IF_ERROR(ref_exists("SELECT id FROM images WHERE id = $1", x.image_id,
-                                             "image_id", "image"));
+            SHOAL_RETURN_IF_ERROR(
+                ref_exists("SELECT id FROM images WHERE id = $1", x.image_id, "image_id", "image"));
             auto id = insert_id(
                 "INSERT INTO sessions (image_id, state, mcast_group, port, receivers_min, "
                 "wait_max_s, rate_bps, created_at, updated_at) VALUES ($1, 'waiting', $2, $3, "
@@ -1138,7 +1142,8 @@ public:
                                          const std::vector<record_id>& task_ids) override {
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<session> {
-            SHOAL_RETURN_IF_ERROR(must_exist("SELECT id FROM sessions WHERE id = $1", id, "session"));
+            SHOAL_RETURN_IF_ERROR(
+                must_exist("SELECT id FROM sessions WHERE id = $1", id, "session"));
             const std::int64_t now = now_s();
             for (record_id t : task_ids) {
                 auto rows = query(
@@ -1182,8 +1187,7 @@ public:
                 return rows.err();
             }
             if (rows->empty()) {
-                return error::format(errc::conflict, 0, "state: session {} changed meanwhile",
-                                     id);
+                return error::format(errc::conflict, 0, "state: session {} changed meanwhile", id);
             }
             return load_session(id);
         });
@@ -1205,9 +1209,10 @@ public:
         }
         std::lock_guard lock(_mutex);
         return in_tx([&]() -> result<schedule> {
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM schedules WHERE name = $1 AND id <> "
-                                              "$2",
-                                              x.name, 0, "name", "a schedule"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM schedules WHERE name = $1 AND id <> "
+                            "$2",
+                            x.name, 0, "name", "a schedule"));
             SHOAL_RETURN_IF_ERROR(check_schedule_refs(x));
             const std::int64_t now = now_s();
             auto id = insert_id(
@@ -1279,9 +1284,10 @@ public:
         return in_tx([&]() -> result<schedule> {
             SHOAL_RETURN_IF_ERROR(
                 must_exist("SELECT id FROM schedules WHERE id = $1", x.id, "schedule"));
-            SHOAL_RETURN_IF_ERROR(unique_free("SELECT id FROM schedules WHERE name = $1 AND id <> "
-                                              "$2",
-                                              x.name, x.id, "name", "a schedule"));
+            SHOAL_RETURN_IF_ERROR(
+                unique_free("SELECT id FROM schedules WHERE name = $1 AND id <> "
+                            "$2",
+                            x.name, x.id, "name", "a schedule"));
             SHOAL_RETURN_IF_ERROR(check_schedule_refs(x));
             SHOAL_RETURN_IF_ERROR(exec(
                 "UPDATE schedules SET name = $1, kind = $2, at = $3, cron = $4, task_kind = $5, "
@@ -1290,7 +1296,8 @@ public:
                 {p(x.name), p(x.kind), p(x.at), p(x.cron), p(x.task.kind), p(x.task.image_id),
                  p(x.task.shutdown), p(x.task.wol), p(x.enabled), p(x.next_run_at),
                  p(x.last_run_at), p(now_s()), p(x.id)}));
-            SHOAL_RETURN_IF_ERROR(exec("DELETE FROM schedule_hosts WHERE schedule_id = $1", {p(x.id)}));
+            SHOAL_RETURN_IF_ERROR(
+                exec("DELETE FROM schedule_hosts WHERE schedule_id = $1", {p(x.id)}));
             SHOAL_RETURN_IF_ERROR(
                 exec("DELETE FROM schedule_groups WHERE schedule_id = $1", {p(x.id)}));
             SHOAL_RETURN_IF_ERROR(write_schedule_targets(x.id, x));
@@ -1398,9 +1405,9 @@ public:
             return hash.err();
         }
         std::lock_guard lock(_mutex);
-        auto rows = query(
-            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 RETURNING id",
-            {p(*hash), p(now_s()), p(id)}, sql_kind::write);
+        auto rows =
+            query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 RETURNING id",
+                  {p(*hash), p(now_s()), p(id)}, sql_kind::write);
         if (!rows) {
             return rows.err();
         }
@@ -1592,8 +1599,8 @@ private:
             return rows.err();
         }
         if (rows->empty()) {
-            return error::format(errc::invalid_argument, 0, "{}: {} {} does not exist", field,
-                                 what, id);
+            return error::format(errc::invalid_argument, 0, "{}: {} {} does not exist", field, what,
+                                 id);
         }
         return ok();
     }
@@ -1613,8 +1620,8 @@ private:
             return rows.err();
         }
         if (!rows->empty()) {
-            return error::format(errc::conflict, 0, "{}: {} with {} '{:.63}' exists (id {})",
-                                 field, what, field, value, s((*rows)[0][0]));
+            return error::format(errc::conflict, 0, "{}: {} with {} '{:.63}' exists (id {})", field,
+                                 what, field, value, s((*rows)[0][0]));
         }
         return ok();
     }
@@ -1637,8 +1644,10 @@ private:
         task_progress probe;
         probe.message = std::string(text);
         if (auto st = validate(probe); !st) {
-            return error::format(errc::invalid_argument, 0, "{}: too long or holds control "
-                                 "characters", field);
+            return error::format(errc::invalid_argument, 0,
+                                 "{}: too long or holds control "
+                                 "characters",
+                                 field);
         }
         return ok();
     }
@@ -1750,9 +1759,9 @@ private:
 
     status write_members(record_id group_id, const std::vector<record_id>& hosts) {
         for (record_id h : hosts) {
-            SHOAL_RETURN_IF_ERROR(exec(
-                "INSERT INTO host_group_members (group_id, host_id) VALUES ($1, $2)",
-                {p(group_id), p(h)}));
+            SHOAL_RETURN_IF_ERROR(
+                exec("INSERT INTO host_group_members (group_id, host_id) VALUES ($1, $2)",
+                     {p(group_id), p(h)}));
         }
         return ok();
     }
@@ -1779,9 +1788,9 @@ private:
 
     status write_image_nodes(record_id image_id, const std::vector<record_id>& nodes) {
         for (record_id n : nodes) {
-            SHOAL_RETURN_IF_ERROR(exec(
-                "INSERT INTO image_storage_nodes (image_id, storage_node_id) VALUES ($1, $2)",
-                {p(image_id), p(n)}));
+            SHOAL_RETURN_IF_ERROR(
+                exec("INSERT INTO image_storage_nodes (image_id, storage_node_id) VALUES ($1, $2)",
+                     {p(image_id), p(n)}));
         }
         return ok();
     }
@@ -1922,19 +1931,19 @@ private:
         }
         SHOAL_RETURN_IF_ERROR(
             refs_exist("SELECT id FROM hosts WHERE id = $1", x.hosts, "hosts", "host"));
-        return refs_exist("SELECT id FROM host_groups WHERE id = $1", x.groups, "groups",
-                          "group");
+        return refs_exist("SELECT id FROM host_groups WHERE id = $1", x.groups, "groups", "group");
     }
 
     status write_schedule_targets(record_id id, const schedule& x) {
         for (record_id h : x.hosts) {
-            SHOAL_RETURN_IF_ERROR(exec(
-                "INSERT INTO schedule_hosts (schedule_id, host_id) VALUES ($1, $2)", {p(id), p(h)}));
+            SHOAL_RETURN_IF_ERROR(
+                exec("INSERT INTO schedule_hosts (schedule_id, host_id) VALUES ($1, $2)",
+                     {p(id), p(h)}));
         }
         for (record_id g : x.groups) {
-            SHOAL_RETURN_IF_ERROR(exec(
-                "INSERT INTO schedule_groups (schedule_id, group_id) VALUES ($1, $2)",
-                {p(id), p(g)}));
+            SHOAL_RETURN_IF_ERROR(
+                exec("INSERT INTO schedule_groups (schedule_id, group_id) VALUES ($1, $2)",
+                     {p(id), p(g)}));
         }
         return ok();
     }
@@ -1979,8 +1988,8 @@ private:
     }
 
     result<user> load_user(record_id id) {
-        auto rows = query(
-            "SELECT id, name, role, created_at, updated_at FROM users WHERE id = $1", {p(id)});
+        auto rows = query("SELECT id, name, role, created_at, updated_at FROM users WHERE id = $1",
+                          {p(id)});
         if (!rows) {
             return rows.err();
         }

@@ -95,8 +95,8 @@ public:
                 }
                 const auto* text = sqlite3_column_text(stmt, c);
                 const int size = sqlite3_column_bytes(stmt, c);
-                row[static_cast<std::size_t>(c)] =
-                    std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(size));
+                row[static_cast<std::size_t>(c)] = std::string(reinterpret_cast<const char*>(text),
+                                                               static_cast<std::size_t>(size));
             }
             rows.push_back(std::move(row));
         }
@@ -143,7 +143,8 @@ private:
     error failure(int rc, std::string_view what) {
         // The connection's extended code is the more precise one (UNIQUE, FOREIGNKEY).
         const int extended = sqlite3_extended_errcode(_db);
-        return error::format(code_of((extended & 0xff) == (rc & 0xff) ? extended : rc), 0, "sqlite: {} ({})", sqlite3_errmsg(_db), what);
+        return error::format(code_of((extended & 0xff) == (rc & 0xff) ? extended : rc), 0,
+                             "sqlite: {} ({})", sqlite3_errmsg(_db), what);
     }
 
     result<sqlite3_stmt*> prepare(std::string_view sql) {
@@ -172,10 +173,10 @@ private:
 }  // namespace
 
 result<std::unique_ptr<sql_connection>> open_sqlite(const std::string& path,
-                                                     const open_options& options) {
+                                                    const open_options& options) {
     sqlite3* db = nullptr;
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                      SQLITE_OPEN_URI;
+    const int flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
     const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     if (rc != SQLITE_OK) {
         auto e = error::format(errc::io, 0, "sqlite: cannot open {:.120}: {}", path,
