@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +18,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "api/api.h"
+#include "api/metrics.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "http/server.h"
@@ -25,6 +29,7 @@
 #include "services.h"
 #include "services/boot_services.h"
 #include "shoald_config.h"
+#include "store/repository.h"
 
 namespace {
 
@@ -80,6 +85,65 @@ void serve_dir(http::router& routes, const std::string& dir, const std::string& 
                           std::make_shared<const bootsvc::root_dir>(std::move(*root)), prefix));
 }
 
+// The first administrator, when the store has no user at all. A generated password is
+// written to a file only root reads, never to the log.
+status ensure_admin(store::repository& repo, const control::shoald_config& c) {
+    auto users = repo.list_users(store::page{1, 0});
+    if (!users) {
+        return users.err();
+    }
+    if (!users->empty()) {
+        return ok();
+    }
+    std::string password = c.admin_password;
+    bool generated = password.empty();
+    if (generated) {
+        if (sodium_init() < 0) {
+            return error(errc::io, "libsodium did not start");
+        }
+        // 18 random bytes as 24 characters of URL-safe base64: 144 bits.
+        unsigned char raw[18];
+        randombytes_buf(raw, sizeof raw);
+        char text[sodium_base64_ENCODED_LEN(sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+        sodium_bin2base64(text, sizeof text, raw, sizeof raw,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        password = text;
+        std::error_code ec;
+        fs::create_directories(fs::path(c.admin_password_file).parent_path(), ec);
+        int fd = ::open(c.admin_password_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                        0600);
+        if (fd < 0) {
+            return error::format(errc::io, errno,
+                                 "cannot write the first admin's password to {} (set "
+                                 "admin.password_file or admin.password)",
+                                 c.admin_password_file);
+        }
+        ::fchmod(fd, 0600);
+        std::string line = password + "\n";
+        bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+        ::close(fd);
+        if (!written) {
+            return error::format(errc::io, errno, "cannot write {}", c.admin_password_file);
+        }
+    }
+    store::user u;
+    u.name = c.admin_user;
+    u.role = store::user_role::admin;
+    auto made = repo.create_user(u, password);
+    if (!made) {
+        return made.err();
+    }
+    if (generated) {
+        log::warn("shoald: made the first admin user '{}'; its password is in {} (mode 0600): "
+                  "log in and change it",
+                  c.admin_user, c.admin_password_file);
+    } else {
+        log::info("shoald: made the first admin user '{}' with the password from the config",
+                  c.admin_user);
+    }
+    return ok();
+}
+
 int check(const control::shoald_config& c) {
     std::vector<std::string> problems;
     std::vector<std::string> fine;
@@ -119,8 +183,22 @@ int run(const control::shoald_config& c) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    auto opened = store::open_repository(c.store_url);
+    if (!opened) {
+        log::err("shoald: store {}: {}", c.store_url, opened.err().describe());
+        return 1;
+    }
+    std::shared_ptr<store::repository> repo = std::move(*opened);
+    log::info("shoald: store {} ({}), schema {}", c.store_url, repo->backend(),
+              store::schema_version_latest());
+    if (auto s = ensure_admin(*repo, c); !s) {
+        log::err("shoald: {}", s.err().describe());
+        return 1;
+    }
+
     control::daemon_context ctx;
     ctx.config = &c;
+    ctx.repo = repo;
     auto made = control::make_services(ctx);
     if (!made) {
         log::err("shoald: {}", made.err().describe());
@@ -152,8 +230,27 @@ int run(const control::shoald_config& c) {
         return 1;
     }
     (*boot)->add_routes(routes);
+    const boot::boot_services* boot_ptr = boot->get();
+    routes.add(http::method::get, "/status", [boot_ptr](const http::request&) {
+        return http::response::json(200, boot_ptr->stats_json());
+    });
 
-    auto http_server = http::server::start(c.boot.http, std::move(routes));
+    auto counters = std::make_shared<api::http_counters>();
+    api::api_deps deps;
+    deps.repo = repo;
+    deps.tasks = svc.tasks;
+    deps.counters = counters;
+    deps.extra_metrics = [boot_ptr](std::string& out) {
+        api::write_boot_metrics(out, boot_ptr->dhcp_stats(), boot_ptr->tftp_stats());
+    };
+    api::api_config api_config;
+    api_config.login_token_ttl_s = c.login_token_ttl_s;
+    api_config.list_limit_max = c.list_limit_max;
+    api::add_api_routes(routes, std::move(deps), api_config);
+
+    auto http_server = http::server::start(
+        c.boot.http, api::instrumented(std::make_shared<const http::router>(std::move(routes)),
+                                       counters));
     if (!http_server) {
         log::err("shoald: {}", http_server.err().describe());
         return 1;
