@@ -256,7 +256,7 @@ export function groups_view(root) {
     const deploy = h('form', {class: 'inline', id: 'group-deploy'},
       field('Task', select('kind', task_kinds.map(([value, label]) => ({value, label})),
                            {value: 'multicast'})),
-      field('Image', select('image_id', image_options(images, '(host\'s own image)'))),
+      field('Image', select('image_id', image_options(images, '(choose)'))),
       h('button', {type: 'submit'}, `Start for ${members.length} hosts`));
     on_submit(deploy, async data => {
       const body = {kind: data.get('kind')};

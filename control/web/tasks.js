@@ -80,6 +80,11 @@ export function tasks_view(root) {
     body.shutdown = data.get('shutdown');
     const [what, id] = String(data.get('target')).split(':');
     if (!id) throw new api.api_error(400, {error: 'choose a host or a group', field: 'host_id'});
+    // "(host's image)": the API wants the image named, so the console names the host's.
+    if (what === 'host' && kinds_with_image.has(body.kind) && body.image_id === undefined) {
+      const assigned = hosts.get(Number(id))?.image_id;
+      if (assigned) body.image_id = assigned;
+    }
     if (what === 'group') {
       await api.call('POST', `/groups/${id}/tasks`, body);
     } else {
@@ -319,7 +324,7 @@ export function schedules_view(root) {
     field('Name', input('name', {required: true, size: 14})),
     field('Runs', kind), at, cron,
     field('Task', task_kind, null, 'task.kind'),
-    field('Image', image_pick),
+    field('Image', image_pick, null, 'task.image_id'),
     field('Hosts', hosts_pick), field('Groups', groups_pick),
     field('Then', shutdown_select()),
     h('label', {class: 'check'}, input('wol', {type: 'checkbox', checked: true}), ' wake on LAN'),
@@ -373,7 +378,7 @@ export function schedules_view(root) {
       api.by_id('hosts'), api.by_id('images'), api.by_id('groups'), api.list('schedules')]);
     clear(hosts_pick, [...hosts.values()].map(x => h('option', {value: x.id}, x.name)));
     clear(groups_pick, [...groups.values()].map(g => h('option', {value: g.id}, g.name)));
-    clear(image_pick, ...image_options(images, '(host\'s image)').map(o => h('option', {value: o.value}, o.label)));
+    clear(image_pick, ...image_options(images, '(choose)').map(o => h('option', {value: o.value}, o.label)));
     clear(tbody, schedules.map(row));
     empty_row(tbody, 8, 'no schedules yet');
   }
