@@ -74,7 +74,8 @@ export function hosts_view(root) {
       const lines = api.rows_of(e.body && (e.body.lines || e.body.errors || e.body.details));
       if (!lines.length) throw e;
       // All or nothing: the server imported none of the file; list every bad line.
-      clear(csv_result, h('p', {class: 'error'}, `${e.message} — nothing was imported`),
+      clear(csv_result, h('p', {class: 'error'},
+            /nothing/.test(e.message) ? e.message : `${e.message}: nothing was imported`),
             h('ul', {class: 'errors', id: 'csv-errors'}, lines.map(l =>
               h('li', {}, `line ${l.line ?? l.line_number ?? '?'}: `,
                 l.field ? `${l.field}: ` : '', l.error ?? l.message ?? JSON.stringify(l)))));

@@ -9,6 +9,8 @@ import {task_kinds, kinds_with_image, image_options} from './hosts.js';
 const finished = new Set(['complete', 'failed', 'cancelled']);
 const kind_label = new Map(task_kinds);
 const poll_interval_ms = 1000;
+const history_rows = 200;   // finished tasks shown; the API has them all
+const history_every = 10;   // polls between two looks at the history
 
 // Calls fn about once a second while the view is shown, never two at once, and not while
 // the tab is hidden (a laptop left on the console page should not load the server).
@@ -54,8 +56,6 @@ export function tasks_view(root) {
   let hosts = new Map();
   let images = new Map();
   let groups = new Map();
-  let tasks = [];
-
   const kind = select('kind', task_kinds.map(([value, label]) => ({value, label})),
                       {value: 'deploy', id: 'task-kind'});
   const target = select('target', [], {id: 'task-target', required: true});
@@ -147,9 +147,7 @@ export function tasks_view(root) {
 
   async function show_events(t) {
     await guarded(async () => {
-      const full = await api.get('tasks', t.id);
-      let ev = (full && (full.events || full.history)) || null;
-      if (!ev) ev = api.rows_of(await api.call('GET', `/tasks/${t.id}/events`));
+      const ev = api.rows_of(await api.call('GET', `/tasks/${t.id}/events`));
       clear(events, h('h3', {}, `Task ${t.id}: ${kind_label.get(t.kind) || t.kind} on ${host_name(t)}`),
         h('ol', {class: 'events'}, ev.map(e =>
           h('li', {}, h('span', {class: 'sub'}, human_time(e.at || e.time || e.created_at)), ' ',
@@ -160,20 +158,36 @@ export function tasks_view(root) {
   }
 
   function render() {
-    const open_tasks = tasks.filter(t => !finished.has(t.state));
-    const done_tasks = tasks.filter(t => finished.has(t.state))
-      .sort((a, b) => String(b.finished_at || b.updated_at || '').localeCompare(
-        String(a.finished_at || a.updated_at || '')) || b.id - a.id);
     render_rows(open.tbody, open_tasks, open_row, update_open);
     empty_row(open.tbody, 9, 'no task is running');
-    render_rows(done.tbody, done_tasks.slice(0, 200), done_row, null);
+    render_rows(done.tbody, done_tasks, done_row, null);
     empty_row(done.tbody, 8, 'no finished tasks yet');
   }
 
+  // Each second only the open tasks are asked for (?open=true); the history (the newest
+  // history_rows tasks, the API lists by id) when a task has left the open list, and
+  // every history_every ticks in case another console or a schedule made and ended one.
+  let open_tasks = [];
+  let done_tasks = [];
+  let ticks = 0;
+  async function refresh_history() {
+    const total = (await api.call('GET', '/tasks?limit=1')).total || 0;
+    const q = new URLSearchParams({limit: String(history_rows),
+                                   offset: String(Math.max(0, total - history_rows))});
+    done_tasks = api.rows_of(await api.call('GET', `/tasks?${q}`))
+      .filter(t => finished.has(t.state)).reverse();
+  }
+
   async function refresh() {
-    tasks = await api.list('tasks');
+    const before = new Set(open_tasks.map(t => t.id));
+    open_tasks = await api.list('tasks', {open: 'true'});
+    const now = new Set(open_tasks.map(t => t.id));
+    const left = [...before].some(id => !now.has(id));
+    if (left || ticks++ % history_every === 0) await refresh_history();
     // A task for a host registered since the view was opened: learn its name.
-    if (tasks.some(t => t.host_id && !hosts.has(t.host_id))) hosts = await api.by_id('hosts');
+    if ([...open_tasks, ...done_tasks].some(t => t.host_id && !hosts.has(t.host_id))) {
+      hosts = await api.by_id('hosts');
+    }
     render();
   }
 
@@ -210,6 +224,8 @@ export function sessions_view(root) {
   let hosts = new Map();
   let images = new Map();
   const list_el = h('div', {id: 'sessions'});
+  const done_receivers = new Map();
+  const live_receivers = new Map();
 
   function receiver_row(task) {
     const tr = h('tr', {},
@@ -269,7 +285,16 @@ export function sessions_view(root) {
   }
 
   async function refresh() {
-    const [sessions, tasks] = await Promise.all([api.list('sessions'), api.list('tasks', {kind: 'multicast'})]);
+    const sessions = await api.list('sessions');
+    // A session's receivers are its tasks: asked for each second while it runs, once
+    // when it has ended (they change no more).
+    await Promise.all(sessions.map(async x => {
+      if (finished.has(x.state) && done_receivers.has(x.id)) return;
+      const rows = await api.list('tasks', {session_id: String(x.id)});
+      if (finished.has(x.state)) done_receivers.set(x.id, rows);
+      else live_receivers.set(x.id, rows);
+    }));
+    const tasks = sessions.flatMap(x => done_receivers.get(x.id) || live_receivers.get(x.id) || []);
     if (tasks.some(t => !hosts.has(t.host_id))) hosts = await api.by_id('hosts');
     const sorted = sessions.sort((a, b) =>
       Number(finished.has(a.state)) - Number(finished.has(b.state)) || b.id - a.id);
