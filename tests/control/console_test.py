@@ -242,7 +242,7 @@ def check_png(path):
     return width, height, len(data)
 
 
-def run(d, base, user, password, artifacts, store_path):
+def run(d, base, user, password, artifacts, store_path, workdir):
     status, page = http(base, 'GET', '/ui/')
     if status != 200 or 'login-form' not in page:
         fail(f'GET /ui/ is not the console: {status} {page[:200]}')
@@ -269,8 +269,24 @@ def run(d, base, user, password, artifacts, store_path):
     d.find_element(By.CSS_SELECTOR, '#image-form button[type=submit]').click()
     text_in(d, '#view table tbody', IMAGE)
 
-    # Register a host: first with a bad MAC, whose error must sit next to the MAC field.
+    # FOG's CSV with one bad line: every bad line listed by number, nothing imported.
     d.get(base + '/ui/#/hosts')
+    csv_path = os.path.join(workdir, 'fog-hosts.csv')
+    with open(csv_path, 'w') as f:
+        f.write('"00:12:3F:C4:57:0C","lab-a1","","room 204","",""\n'
+                '"00:12:3F:C4:57","lab-a2","","room 204","",""\n')
+    visible(d, '#csv-file').send_keys(csv_path)
+    d.find_element(By.CSS_SELECTOR, '#csv-form button[type=submit]').click()
+    text_in(d, '#csv-errors', 'line 2')
+    csv_errors = d.find_element(By.ID, 'csv-errors').text
+    if 'line 1' in csv_errors:
+        fail(f'the good line 1 is reported as bad: {csv_errors!r}')
+    status, body = http(base, 'GET', '/api/v1/hosts', headers={'Authorization': f'Bearer {token}'})
+    if status != 200 or json.loads(body).get('items'):
+        fail(f'a CSV with a bad line imported something: {status} {body[:300]}')
+    print(f'CSV with a bad line: {csv_errors!r}')
+
+    # Register a host: first with a bad MAC, whose error must sit next to the MAC field.
     fill(d, '#host-mac', '52:54:00:AB:CD')
     fill(d, '#host-name', HOST)
     d.find_element(By.ID, 'host-submit').click()
@@ -378,7 +394,7 @@ def main():
             base = server.base
         d = browser(workdir)
         run(d, base, args.user, args.password, args.artifacts,
-            server.store_path if server else None)
+            server.store_path if server else None, workdir)
         print('console test: ok')
         return 0
     except Exception as e:  # an assertion, or Selenium or shoald giving out: all are failures
