@@ -382,6 +382,10 @@ def main():
     if not args.url and not (args.shoald and args.web):
         ap.error('give --shoald and --web, or --url')
 
+    os.makedirs(args.artifacts, exist_ok=True)
+    stale = os.path.join(args.artifacts, 'console-failure.png')
+    if os.path.exists(stale):
+        os.remove(stale)  # from an earlier failed run: it must not pass for this one's
     workdir = tempfile.mkdtemp(prefix='shoal-console-')
     server = None
     d = None
