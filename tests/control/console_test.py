@@ -45,8 +45,8 @@ except ImportError:
     print('skip: python3-selenium is not installed (tools/setup installs it)')
     sys.exit(SKIP)
 
-WAIT_S = 15          # the longest any one thing in the page may take to appear
-START_WAIT_S = 20    # shoald's start, the store's migrations included
+WAIT_S = 30          # the longest any one thing in the page may take (CI shares its cores)
+START_WAIT_S = 60    # shoald's start, the store's migrations and the first admin's Argon2id hash included
 MAC_TYPED = '52:54:00:AB:CD:EF'  # FOG's upper-case form, as a technician types it
 MAC_SHOWN = '52:54:00:ab:cd:ef'  # normalized, as the store keeps and shows it
 HOST = 'pc-204-01'
