@@ -880,6 +880,24 @@ TEST(postgresql, survives_a_server_restart) {
     }
     ASSERT_TRUE(second) << second.err().describe();
     EXPECT_EQ(*repo->count_hosts({}), 2);
+
+    // The connection killed by an administrator (the server stays up).
+    PGconn* admin = PQconnectdb(url.c_str());
+    ASSERT_EQ(PQstatus(admin), CONNECTION_OK) << PQerrorMessage(admin);
+    PGresult* res = PQexec(admin,
+                           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                           "datname = current_database() AND pid <> pg_backend_pid()");
+    EXPECT_EQ(PQresultStatus(res), PGRES_TUPLES_OK) << PQresultErrorMessage(res);
+    EXPECT_GE(PQntuples(res), 1);
+    PQclear(res);
+    PQfinish(admin);
+    auto count = repo->count_hosts({});
+    if (!count) {
+        EXPECT_EQ(count.err().code(), errc::unavailable) << count.err().describe();
+        count = repo->count_hosts({});
+    }
+    ASSERT_TRUE(count) << count.err().describe();
+    EXPECT_EQ(*count, 2);
 }
 
 }  // namespace
