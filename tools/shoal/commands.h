@@ -37,5 +37,8 @@ void add_image_command(CLI::App& app, command_set& commands);
 // `shoal image import-fog`: under `image`, after add_image_command (or alone).
 void add_image_import_command(CLI::App& app, command_set& commands);
 void add_boot_command(CLI::App& app, command_set& commands);
+// Over shoald's REST API (api_client.h): `shoal host ...`, `shoal task ...`, `shoal group ...`.
+void add_host_command(CLI::App& app, command_set& commands);
+void add_task_command(CLI::App& app, command_set& commands);
 
 }  // namespace shoal::cli

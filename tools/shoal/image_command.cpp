@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
+#include "api_client.h"
 #include "commands.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -459,8 +461,13 @@ void add_image_command(CLI::App& app, command_set& commands) {
     common(verify);
     verify->add_option("names", o->names, "images (default: all)");
 
-    auto* list = image->add_subcommand("list", "list the images in the store");
+    auto* list = image->add_subcommand(
+        "list", "list the images in the store (with --server: the images shoald knows)");
     common(list);
+    auto api = std::make_shared<api_options>();
+    list->add_option("--server", api->server,
+                     "list the images shoald knows, over its REST API, instead");
+    list->add_option("--token", api->token, "API token (default $SHOAL_TOKEN)");
     auto* info = image->add_subcommand("info", "show an image's disks, partitions and sizes");
     common(info);
     info->add_option("name", o->name, "image name")->required();
@@ -468,7 +475,7 @@ void add_image_command(CLI::App& app, command_set& commands) {
     common(rm);
     rm->add_option("names", o->names, "images to remove")->required();
 
-    commands.add(image, [o, capture, restore, exp, verify, list, info, rm] {
+    commands.add(image, [o, api, capture, restore, exp, verify, list, info, rm] {
         if (capture->parsed()) {
             return run_capture(*o);
         }
@@ -480,6 +487,13 @@ void add_image_command(CLI::App& app, command_set& commands) {
         }
         if (verify->parsed()) {
             return run_verify(*o);
+        }
+        if (list->parsed() && !api->server.empty()) {
+            api->json = o->json;
+            if (api->token.empty() && std::getenv("SHOAL_TOKEN") != nullptr) {
+                api->token = std::getenv("SHOAL_TOKEN");
+            }
+            return run_api_image_list(*api);
         }
         if (list->parsed()) {
             return run_list(*o);

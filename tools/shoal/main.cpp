@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
     shoal::cli::add_image_command(app, commands);
     shoal::cli::add_image_import_command(app, commands);
     shoal::cli::add_boot_command(app, commands);
+    shoal::cli::add_host_command(app, commands);
+    shoal::cli::add_task_command(app, commands);
 
     CLI11_PARSE(app, argc, argv);
 
