@@ -153,9 +153,15 @@ std::string_view content_type_for(std::string_view name) noexcept {
 
 handler static_files(std::shared_ptr<const bootsvc::root_dir> root, std::string url_prefix) {
     return [root = std::move(root), prefix = std::move(url_prefix)](const request& r) {
-        std::string_view name = r.path();
-        if (name.starts_with(prefix)) {
-            name.remove_prefix(prefix.size());
+        std::string_view path = r.path();
+        if (path.starts_with(prefix)) {
+            path.remove_prefix(prefix.size());
+        }
+        // A directory's URL (the prefix itself, or any path ending in '/') is its
+        // index.html, as every web server does: the console is opened at /ui/.
+        std::string name(path);
+        if (name.empty() || name.ends_with('/')) {
+            name += "index.html";
         }
         auto f = root->open_file(name);
         if (!f) {

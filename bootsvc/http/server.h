@@ -97,7 +97,8 @@ private:
 
 // Serves the files beneath `root` for GET and HEAD: `url_prefix` + name maps to root/name,
 // with root_dir's confinement (no `..`, no symlink out). 404 for missing files, 403 for
-// names that would leave the root.
+// names that would leave the root. A path ending in '/' (the prefix itself included) is
+// that directory's index.html.
 handler static_files(std::shared_ptr<const bootsvc::root_dir> root, std::string url_prefix);
 
 // The Content-Type for a file name, by its extension.

@@ -148,6 +148,13 @@ TEST_F(http_server, serves_files_beneath_its_root_only) {
     }
     EXPECT_EQ(test::get(p, "/missing").status, 404);
     EXPECT_EQ(test::get(p, "/clientos").status, 403);  // a directory is not a file
+    // ... but a directory's URL with its '/' is its index.html, where there is one.
+    auto root_index = test::get(p, "/");
+    EXPECT_EQ(root_index.status, 200);
+    EXPECT_EQ(root_index.body, "<h1>shoal</h1>");
+    EXPECT_NE(root_index.headers.find("text/html"), std::string::npos);
+    EXPECT_EQ(test::get(p, "/clientos/").status, 404);
+    EXPECT_EQ(test::get(p, "/../").status, 403);
 }
 
 TEST(http, a_taken_port_is_reported) {
