@@ -109,6 +109,11 @@ TEST(wol_netns, receiver_gets_the_magic_packet_on_both_broadcasts) {
     any.sin_port = htons(wol_port_default);
     ASSERT_EQ(bind(rx, reinterpret_cast<sockaddr*>(&any), sizeof any), 0) << strerror(errno);
 
+    // Both ends carrier-up first: a frame sent while a veth comes up is lost.
+    std::string up = "for i in $(seq 1 50); do ip link show wol0 | grep -q 'state UP' && ip -n " +
+                     ns + " link show eth0 | grep -q 'state UP' && exit 0; sleep 0.1; done; exit 1";
+    ASSERT_TRUE(run(up.c_str()));
+
     auto configured = parse_broadcast("10.91.0.255");
     auto last_known = subnet_broadcast("10.92.3.77", 16);
     ASSERT_TRUE(configured && last_known);
