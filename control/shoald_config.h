@@ -17,7 +17,8 @@
 namespace shoal::control {
 
 struct shoald_config {
-    // Where the store lives: sqlite:///path/to.db or postgresql://user@host/db (libpq's
+    // Where the store lives: sqlite:///path/to.db, postgresql://user@host/db or a libpq
+    // conninfo ("host=/run/postgresql dbname=shoal"); for PostgreSQL (libpq's
     // URI form; the password preferably in ~/.pgpass or $PGPASSWORD).
     std::string store_url = "sqlite:///var/lib/shoal/shoald.db";
     // The engine's chunk store, where images live (served read-only at /images/).
