@@ -80,9 +80,9 @@ void serve_dir(http::router& routes, const std::string& dir, const std::string& 
         log::warn("shoald: not serving {} at {}: {}", what, prefix, root.err().describe());
         return;
     }
-    routes.add_prefix(http::method::get, prefix,
-                      http::static_files(
-                          std::make_shared<const bootsvc::root_dir>(std::move(*root)), prefix));
+    routes.add_prefix(
+        http::method::get, prefix,
+        http::static_files(std::make_shared<const bootsvc::root_dir>(std::move(*root)), prefix));
 }
 
 // The first administrator, when the store has no user at all. A generated password is
@@ -110,8 +110,8 @@ status ensure_admin(store::repository& repo, const control::shoald_config& c) {
         password = text;
         std::error_code ec;
         fs::create_directories(fs::path(c.admin_password_file).parent_path(), ec);
-        int fd = ::open(c.admin_password_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0600);
+        int fd =
+            ::open(c.admin_password_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {
             return error::format(errc::io, errno,
                                  "cannot write the first admin's password to {} (set "
@@ -134,9 +134,10 @@ status ensure_admin(store::repository& repo, const control::shoald_config& c) {
         return made.err();
     }
     if (generated) {
-        log::warn("shoald: made the first admin user '{}'; its password is in {} (mode 0600): "
-                  "log in and change it",
-                  c.admin_user, c.admin_password_file);
+        log::warn(
+            "shoald: made the first admin user '{}'; its password is in {} (mode 0600): "
+            "log in and change it",
+            c.admin_user, c.admin_password_file);
     } else {
         log::info("shoald: made the first admin user '{}' with the password from the config",
                   c.admin_user);
@@ -152,9 +153,8 @@ int check(const control::shoald_config& c) {
         if (fs::is_directory(path, ec)) {
             fine.push_back(fmt::format("{} {}", what, path));
         } else {
-            problems.push_back(
-                fmt::format("{} {} is not a directory: mkdir -p {} or set it in the config",
-                            what, path, path));
+            problems.push_back(fmt::format(
+                "{} {} is not a directory: mkdir -p {} or set it in the config", what, path, path));
         }
     };
     dir(c.web_dir, "web console");
@@ -249,8 +249,8 @@ int run(const control::shoald_config& c) {
     api::add_api_routes(routes, std::move(deps), api_config);
 
     auto http_server = http::server::start(
-        c.boot.http, api::instrumented(std::make_shared<const http::router>(std::move(routes)),
-                                       counters));
+        c.boot.http,
+        api::instrumented(std::make_shared<const http::router>(std::move(routes)), counters));
     if (!http_server) {
         log::err("shoald: {}", http_server.err().describe());
         return 1;

@@ -45,9 +45,8 @@ status read(const json& object, const char* key, std::string_view where, T& out)
     } else {
         if (!it->is_number_unsigned() || it->template get<std::uint64_t>() < 1 ||
             it->template get<std::uint64_t>() > std::numeric_limits<T>::max()) {
-            return error::format(errc::invalid_argument, 0,
-                                 "{}{} must be a number from 1 to {}", where, key,
-                                 std::numeric_limits<T>::max());
+            return error::format(errc::invalid_argument, 0, "{}{} must be a number from 1 to {}",
+                                 where, key, std::numeric_limits<T>::max());
         }
         out = static_cast<T>(it->template get<std::uint64_t>());
     }
@@ -69,9 +68,9 @@ status apply_shoald_config_json(shoald_config& c, std::string_view json_text) {
     if (doc.is_discarded()) {
         return error(errc::malformed, "not valid JSON (comments are allowed, trailing commas not)");
     }
-    SHOAL_RETURN_IF_ERROR(only_keys(doc, "the config",
-                                    {"store", "images", "clientos", "web", "log_level", "admin",
-                                     "api", "boot", "tasks"}));
+    SHOAL_RETURN_IF_ERROR(only_keys(
+        doc, "the config",
+        {"store", "images", "clientos", "web", "log_level", "admin", "api", "boot", "tasks"}));
     SHOAL_RETURN_IF_ERROR(read(doc, "store", "", c.store_url));
     SHOAL_RETURN_IF_ERROR(read(doc, "images", "", c.image_store_dir));
     SHOAL_RETURN_IF_ERROR(read(doc, "clientos", "", c.clientos_dir));
@@ -123,8 +122,8 @@ json shoald_config_json(const shoald_config& c) {
                  {"interfaces", b.dhcp.interfaces},
                  {"lease_time_s", b.dhcp.lease_time_s},
                  {"leases_path", b.dhcp.leases_path},
-                 {"boot_files", {{"bios", b.dhcp.boot_files.bios},
-                                 {"uefi_x64", b.dhcp.boot_files.uefi_x64}}},
+                 {"boot_files",
+                  {{"bios", b.dhcp.boot_files.bios}, {"uefi_x64", b.dhcp.boot_files.uefi_x64}}},
                  {"answer_router_solicitations", b.answer_router_solicitations}};
     json tftp = {{"enabled", b.tftp_enabled},
                  {"root", b.tftp.root_dir},
@@ -151,12 +150,14 @@ json shoald_config_json(const shoald_config& c) {
             {"clientos", c.clientos_dir},
             {"web", c.web_dir},
             {"log_level", c.log_level},
-            {"admin", {{"user", c.admin_user},
-                       {"password", c.admin_password},
-                       {"password_file", c.admin_password_file}}},
-            {"api", {{"body_size_max", c.api_body_size_max},
-                     {"login_token_ttl_s", c.login_token_ttl_s},
-                     {"list_limit_max", c.list_limit_max}}},
+            {"admin",
+             {{"user", c.admin_user},
+              {"password", c.admin_password},
+              {"password_file", c.admin_password_file}}},
+            {"api",
+             {{"body_size_max", c.api_body_size_max},
+              {"login_token_ttl_s", c.login_token_ttl_s},
+              {"list_limit_max", c.list_limit_max}}},
             {"boot", {{"dhcp", dhcp}, {"tftp", tftp}, {"http", http}, {"ipxe", ipxe}}},
             {"tasks", c.tasks}};
 }

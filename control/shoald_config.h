@@ -36,9 +36,9 @@ struct shoald_config {
     std::string admin_password_file = "/var/lib/shoal/admin-password";
 
     // API limits.
-    std::size_t api_body_size_max = 1u << 20;       // larger request bodies get 413
-    std::uint32_t login_token_ttl_s = 12 * 3600;    // what POST /api/v1/login hands out
-    std::uint32_t list_limit_max = 1000;            // ?limit= above this is a 400
+    std::size_t api_body_size_max = 1u << 20;     // larger request bodies get 413
+    std::uint32_t login_token_ttl_s = 12 * 3600;  // what POST /api/v1/login hands out
+    std::uint32_t list_limit_max = 1000;          // ?limit= above this is a 400
 
     // DHCP, TFTP, HTTP (address, port, threads) and the iPXE scripts: as `shoal boot`.
     // boot.http.root is not used by shoald (it serves named directories instead).

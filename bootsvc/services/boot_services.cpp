@@ -181,8 +181,8 @@ nlohmann::json boot_services::stats_json() const {
 std::string boot_services::describe() const {
     const auto& c = _config;
     return fmt::format(
-        "{}{}; {}", c.dhcp_enabled ? (c.dhcp.mode == dhcp::mode::proxy ? "proxyDHCP" : "DHCP")
-                                   : "no DHCP",
+        "{}{}; {}",
+        c.dhcp_enabled ? (c.dhcp.mode == dhcp::mode::proxy ? "proxyDHCP" : "DHCP") : "no DHCP",
         c.dhcp_enabled ? fmt::format(" on {}", fmt::join(c.dhcp.interfaces, ",")) : "",
         c.tftp_enabled ? fmt::format("TFTP {}:{} from {}", c.tftp.address,
                                      _tftp ? _tftp->port() : c.tftp.port, c.tftp.root_dir)

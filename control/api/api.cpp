@@ -1,7 +1,7 @@
 #include "api/api.h"
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <optional>
@@ -44,23 +44,16 @@ response from_error(const error& e) {
     std::string message = e.describe();
     switch (e.code()) {
     case errc::invalid_argument:
-    case errc::malformed:
-        return error_response(400, message, field);
+    case errc::malformed: return error_response(400, message, field);
     case errc::conflict:
-    case errc::exists:
-        return error_response(409, message, field);
-    case errc::not_found:
-        return error_response(404, message);
-    case errc::denied:
-        return error_response(401, message);
+    case errc::exists: return error_response(409, message, field);
+    case errc::not_found: return error_response(404, message);
+    case errc::denied: return error_response(401, message);
     case errc::unavailable:
         log::warn("api: the store is unavailable: {}", message);
         return error_response(503, "the database cannot be reached now; try again shortly");
-    case errc::unsupported:
-        return error_response(501, message);
-    default:
-        log::warn("api: {}", message);
-        return error_response(500, message);
+    case errc::unsupported: return error_response(501, message);
+    default: log::warn("api: {}", message); return error_response(500, message);
     }
 }
 
@@ -178,8 +171,9 @@ private:
 result<caller> api_service::authenticate(const request& r) {
     auto header = r.header("Authorization");
     if (!header) {
-        return error(errc::denied, "an API token is required: Authorization: Bearer <token> "
-                                   "(POST /api/v1/login gives one)");
+        return error(errc::denied,
+                     "an API token is required: Authorization: Bearer <token> "
+                     "(POST /api/v1/login gives one)");
     }
     std::string_view token = bearer_token(*header);
     if (token.empty()) {
@@ -205,16 +199,15 @@ result<store::page> api_service::page_of(const request& r) const {
         }
         std::int64_t n = 0;
         auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-        if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < min ||
-            n > max) {
-            return error::format(errc::invalid_argument, 0, "{}: must be a whole number from {} to {}",
-                                 name, min, max);
+        if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n < min || n > max) {
+            return error::format(errc::invalid_argument, 0,
+                                 "{}: must be a whole number from {} to {}", name, min, max);
         }
         out = n;
         return ok();
     };
-    SHOAL_RETURN_IF_ERROR(number("limit", 1, std::min(_config.list_limit_max,
-                                                      store::page::limit_max), p.limit));
+    SHOAL_RETURN_IF_ERROR(
+        number("limit", 1, std::min(_config.list_limit_max, store::page::limit_max), p.limit));
     SHOAL_RETURN_IF_ERROR(number("offset", 0, std::int64_t{1} << 40, p.offset));
     return p;
 }
@@ -258,8 +251,8 @@ response api_service::crud(const request& r, const segments& s, std::string_view
             }
             return response::json(201, to_json(*made));
         }
-        return error_response(405, fmt::format("{} is not allowed on {}",
-                                               http::method_name(r.verb()), r.path()));
+        return error_response(
+            405, fmt::format("{} is not allowed on {}", http::method_name(r.verb()), r.path()));
     }
     auto id = parse_id(s[1]);
     if (!id || s.size() > 2) {
@@ -274,8 +267,7 @@ response api_service::crud(const request& r, const segments& s, std::string_view
     }
     switch (r.verb()) {
     case method::get:
-    case method::head:
-        return response::json(200, to_json(*current));
+    case method::head: return response::json(200, to_json(*current));
     case method::patch: {
         auto body = parse_body(r);
         if (!body) {
@@ -298,8 +290,8 @@ response api_service::crud(const request& r, const segments& s, std::string_view
         return response::text(204, "");
     }
     default:
-        return error_response(405, fmt::format("{} is not allowed on {}",
-                                               http::method_name(r.verb()), r.path()));
+        return error_response(
+            405, fmt::format("{} is not allowed on {}", http::method_name(r.verb()), r.path()));
     }
 }
 
@@ -332,8 +324,8 @@ response api_service::handle(const request& r) {
     }
     bool writing = r.verb() != method::get && r.verb() != method::head;
     if (writing && who->user.role == store::user_role::viewer) {
-        return error_response(403, fmt::format("user {} is a viewer: viewers only read",
-                                               who->user.name));
+        return error_response(
+            403, fmt::format("user {} is a viewer: viewers only read", who->user.name));
     }
     const std::string_view res = s[0];
     auto& repo = *_repo;
@@ -424,9 +416,8 @@ response api_service::login(const request& r) {
         return from_error(t.err());
     }
     log::info("api: user {} logged in from {}", u->name, r.remote_address());
-    return response::json(200, {{"token", t->secret},
-                                {"expires_at", format_time(expires)},
-                                {"user", to_json(*u)}});
+    return response::json(
+        200, {{"token", t->secret}, {"expires_at", format_time(expires)}, {"user", to_json(*u)}});
 }
 
 response api_service::hosts(const request& r, const segments& s, const caller& who) {
@@ -456,10 +447,9 @@ response api_service::hosts(const request& r, const segments& s, const caller& w
         auto image = query_id(r, "image_id");
         auto pending = query_bool(r, "pending");
         auto p = page_of(r);
-        for (const status& st : {group ? ok() : status(group.err()),
-                                 image ? ok() : status(image.err()),
-                                 pending ? ok() : status(pending.err()),
-                                 p ? ok() : status(p.err())}) {
+        for (const status& st :
+             {group ? ok() : status(group.err()), image ? ok() : status(image.err()),
+              pending ? ok() : status(pending.err()), p ? ok() : status(p.err())}) {
             if (!st) {
                 return from_error(st.err());
             }
@@ -515,8 +505,8 @@ response api_service::host_one(const request& r, store::host h, std::string_view
             if (st.err().code() == errc::unsupported) {
                 return error_response(501, st.err().describe());
             }
-            return error_response(502, fmt::format("cannot wake {}: {}", h.name,
-                                                   st.err().describe()));
+            return error_response(502,
+                                  fmt::format("cannot wake {}: {}", h.name, st.err().describe()));
         }
         return response::json(202, {{"woken", h.id}, {"mac", h.mac}});
     }
@@ -525,8 +515,7 @@ response api_service::host_one(const request& r, store::host h, std::string_view
     }
     switch (r.verb()) {
     case method::get:
-    case method::head:
-        return response::json(200, to_json(h));
+    case method::head: return response::json(200, to_json(h));
     case method::patch: {
         auto body = parse_body(r);
         if (!body) {
@@ -547,8 +536,8 @@ response api_service::host_one(const request& r, store::host h, std::string_view
         }
         return response::text(204, "");
     default:
-        return error_response(405, fmt::format("{} is not allowed on {}",
-                                               http::method_name(r.verb()), r.path()));
+        return error_response(
+            405, fmt::format("{} is not allowed on {}", http::method_name(r.verb()), r.path()));
     }
 }
 
@@ -601,9 +590,9 @@ response api_service::hosts_import(const request& r) {
     if (!parsed.errors.empty()) {
         std::sort(parsed.errors.begin(), parsed.errors.end(),
                   [](const auto& a, const auto& b) { return a.line < b.line; });
-        json j = {{"error", fmt::format("{} bad line(s); nothing was imported",
-                                        parsed.errors.size())},
-                  {"lines", lines_json(parsed.errors)}};
+        json j = {
+            {"error", fmt::format("{} bad line(s); nothing was imported", parsed.errors.size())},
+            {"lines", lines_json(parsed.errors)}};
         if (parsed.errors.size() == 1 && !parsed.errors[0].field.empty()) {
             j["field"] = parsed.errors[0].field;
         }
@@ -619,16 +608,16 @@ response api_service::hosts_import(const request& r) {
             std::size_t close = ctx.find("].");
             std::size_t index = 0;
             auto [end, ec] = std::from_chars(ctx.data() + 6, ctx.data() + ctx.size(), index);
-            if (close != std::string_view::npos && ec == std::errc() &&
-                end == ctx.data() + close && index < parsed.hosts.size()) {
+            if (close != std::string_view::npos && ec == std::errc() && end == ctx.data() + close &&
+                index < parsed.hosts.size()) {
                 std::string_view rest = ctx.substr(close + 2);
                 auto colon = rest.find(": ");
                 std::string field(colon == std::string_view::npos ? "" : rest.substr(0, colon));
                 csv_line_error le{parsed.hosts[index].line, field, std::string(rest)};
                 unsigned status = e.code() == errc::conflict ? 409 : 400;
-                json j = {{"error", fmt::format("line {}: {}; nothing was imported", le.line,
-                                                rest)},
-                          {"lines", lines_json({le})}};
+                json j = {
+                    {"error", fmt::format("line {}: {}; nothing was imported", le.line, rest)},
+                    {"lines", lines_json({le})}};
                 if (!field.empty()) {
                     j["field"] = field;
                 }
@@ -677,8 +666,9 @@ response api_service::groups(const request& r, const segments& s, const caller& 
             }
             if (*open) {
                 return error_response(
-                    409, fmt::format("host {} already has task {} ({}): cancel it first", host_id,
-                                     (*open)->id, store::to_string((*open)->state)),
+                    409,
+                    fmt::format("host {} already has task {} ({}): cancel it first", host_id,
+                                (*open)->id, store::to_string((*open)->state)),
                     "host_id");
             }
         }
@@ -692,8 +682,8 @@ response api_service::groups(const request& r, const segments& s, const caller& 
             t.shutdown = tt.shutdown;
             t.wol = tt.wol;
             t.created_by = who.user.id;
-            auto c = repo.create_task(std::move(t), fmt::format("created for group {} by {}",
-                                                                g->name, who.user.name));
+            auto c = repo.create_task(
+                std::move(t), fmt::format("created for group {} by {}", g->name, who.user.name));
             if (!c) {
                 // Undo what this request made: all or nothing.
                 for (record_id done : ids) {
@@ -761,9 +751,9 @@ response api_service::tasks(const request& r, const segments& s, const caller& w
         auto session = query_id(r, "session_id");
         auto open = query_bool(r, "open");
         auto p = page_of(r);
-        for (const status& st : {host ? ok() : status(host.err()),
-                                 session ? ok() : status(session.err()),
-                                 open ? ok() : status(open.err()), p ? ok() : status(p.err())}) {
+        for (const status& st :
+             {host ? ok() : status(host.err()), session ? ok() : status(session.err()),
+              open ? ok() : status(open.err()), p ? ok() : status(p.err())}) {
             if (!st) {
                 return from_error(st.err());
             }
@@ -969,7 +959,8 @@ response api_service::tokens(const request& r, const segments& s, const caller& 
         }
         for (const auto& [key, value] : body->items()) {
             if (key != "name" && key != "expires_at" && key != "user_id") {
-                return error_response(400, "is not a field here (fields: name, expires_at, user_id)",
+                return error_response(400,
+                                      "is not a field here (fields: name, expires_at, user_id)",
                                       key.substr(0, 40));
             }
         }
@@ -1016,9 +1007,9 @@ response api_service::tokens(const request& r, const segments& s, const caller& 
             return error_response(404, fmt::format("nothing at {}", r.path()));
         }
         // Tokens are found through the list: the store looks them up by secret, not id.
-        auto mine = repo.list_tokens(who.is_admin() ? std::nullopt
-                                                    : std::optional<record_id>(who.user.id),
-                                     store::page{store::page::limit_max, 0});
+        auto mine =
+            repo.list_tokens(who.is_admin() ? std::nullopt : std::optional<record_id>(who.user.id),
+                             store::page{store::page::limit_max, 0});
         if (!mine) {
             return from_error(mine.err());
         }
@@ -1051,8 +1042,9 @@ response api_service::tokens(const request& r, const segments& s, const caller& 
 result<store::task> api_service::task_for_key(const request& r) {
     auto key = r.header("X-Shoal-Task-Key");
     if (!key || key->empty() || key->size() > 256) {
-        return error(errc::denied, "the X-Shoal-Task-Key header (shoal.key= on the kernel "
-                                   "command line) is required");
+        return error(errc::denied,
+                     "the X-Shoal-Task-Key header (shoal.key= on the kernel "
+                     "command line) is required");
     }
     auto t = _repo->get_task_by_key(*key);
     if (!t) {
@@ -1132,8 +1124,8 @@ response api_service::client_register(const request& r) {
     if (!made) {
         return from_error(made.err());
     }
-    log::info("api: {} registered itself as pending host {} ({})", r.remote_address(),
-              made->name, made->mac);
+    log::info("api: {} registered itself as pending host {} ({})", r.remote_address(), made->name,
+              made->mac);
     return response::json(201, {{"id", made->id}, {"name", made->name}, {"pending", true}});
 }
 
@@ -1164,9 +1156,12 @@ response api_service::client_task(const request& r) {
         if (!s) {
             return from_error(s.err());
         }
-        j["session"] = {{"id", s->id},          {"group", s->group},
-                        {"port", s->port},      {"state", store::to_string(s->state)},
-                        {"rate_bps", s->rate_bps}, {"receiver_id", t->id}};
+        j["session"] = {{"id", s->id},
+                        {"group", s->group},
+                        {"port", s->port},
+                        {"state", store::to_string(s->state)},
+                        {"rate_bps", s->rate_bps},
+                        {"receiver_id", t->id}};
     }
     return response::json(200, j);
 }
@@ -1199,8 +1194,7 @@ response api_service::client_progress(const request& r) {
             return from_error(to.err());
         }
         if (*to == store::task_state::cancelled || *to == store::task_state::queued) {
-            return error_response(403, "state: a PC does not cancel or requeue its task",
-                                  "state");
+            return error_response(403, "state: a PC does not cancel or requeue its task", "state");
         }
         if (*to != t->state) {
             // Write the last progress before a final state freezes the task.
@@ -1231,9 +1225,9 @@ response api_service::metrics(const request&) {
     std::string out;
     out.reserve(8192);
     metric_family(out, "shoal_tasks", "gauge", "tasks by state");
-    for (auto st : {store::task_state::queued, store::task_state::active,
-                    store::task_state::in_progress, store::task_state::complete,
-                    store::task_state::failed, store::task_state::cancelled}) {
+    for (auto st :
+         {store::task_state::queued, store::task_state::active, store::task_state::in_progress,
+          store::task_state::complete, store::task_state::failed, store::task_state::cancelled}) {
         store::task_filter f;
         f.state = st;
         auto n = _repo->count_tasks(f);
@@ -1341,7 +1335,8 @@ void add_api_routes(http::router& routes, api_deps deps, api_config config) {
     }
     routes.add(method::post, "/client/register",
                [svc](const request& r) { return svc->client_register(r); });
-    routes.add(method::get, "/client/task", [svc](const request& r) { return svc->client_task(r); });
+    routes.add(method::get, "/client/task",
+               [svc](const request& r) { return svc->client_task(r); });
     routes.add(method::post, "/client/progress",
                [svc](const request& r) { return svc->client_progress(r); });
     routes.add(method::get, "/metrics", [svc](const request& r) { return svc->metrics(r); });
@@ -1359,10 +1354,11 @@ http::router instrumented(std::shared_ptr<const http::router> inner,
                           std::chrono::steady_clock::now() - start)
                           .count();
             if (out.status >= 400) {
-                log::warn("http request remote={} method={} path={} status={} duration_us={} "
-                          "body={:.200}",
-                          r.remote_address(), http::method_name(r.verb()), r.path(), out.status,
-                          us, out.body);
+                log::warn(
+                    "http request remote={} method={} path={} status={} duration_us={} "
+                    "body={:.200}",
+                    r.remote_address(), http::method_name(r.verb()), r.path(), out.status, us,
+                    out.body);
             } else if (spdlog::should_log(spdlog::level::debug)) {
                 log::debug("http request remote={} method={} path={} status={} duration_us={}",
                            r.remote_address(), http::method_name(r.verb()), r.path(), out.status,

@@ -14,8 +14,14 @@ namespace shoal::api {
 namespace {
 
 // FOG's column order.
-enum column : std::size_t { col_mac = 0, col_name = 1, col_ip = 2, col_description = 3,
-                            col_os = 4, col_image = 5 };
+enum column : std::size_t {
+    col_mac = 0,
+    col_name = 1,
+    col_ip = 2,
+    col_description = 3,
+    col_os = 4,
+    col_image = 5
+};
 
 constexpr std::size_t fields_max = 64;  // a line with more is refused, not accumulated
 
@@ -24,11 +30,11 @@ struct parse_state {
     csv_import* out = nullptr;
     std::vector<std::string> fields;
     bool too_many_fields = false;
-    std::size_t line = 1;          // the physical line being fed
-    std::size_t record_line = 0;   // where the record being read started
+    std::size_t line = 1;         // the physical line being fed
+    std::size_t record_line = 0;  // where the record being read started
     bool first_record = true;
-    bool stopped = false;          // errors_max or hosts_max reached
-    bool record_ended = false;     // set by the record callback
+    bool stopped = false;                      // errors_max or hosts_max reached
+    bool record_ended = false;                 // set by the record callback
     std::map<std::string, std::size_t> macs;   // -> line
     std::map<std::string, std::size_t> names;  // -> line
 };
@@ -36,8 +42,9 @@ struct parse_state {
 void add_error(parse_state& s, std::size_t line, std::string field, std::string message) {
     auto& errors = s.out->errors;
     if (errors.size() + 1 == s.limits->errors_max) {
-        errors.push_back({line, "", fmt::format("more errors follow; only the first {} are shown",
-                                                s.limits->errors_max - 1)});
+        errors.push_back({line, "",
+                          fmt::format("more errors follow; only the first {} are shown",
+                                      s.limits->errors_max - 1)});
         s.stopped = true;
         return;
     }
@@ -51,8 +58,7 @@ void end_record(parse_state& s) {
     std::size_t line = s.record_line;
     auto fields = std::move(s.fields);
     s.fields.clear();
-    bool header = s.first_record && !fields.empty() &&
-                  fields[col_mac].size() == 3 &&
+    bool header = s.first_record && !fields.empty() && fields[col_mac].size() == 3 &&
                   (fields[col_mac][0] | 0x20) == 'm' && (fields[col_mac][1] | 0x20) == 'a' &&
                   (fields[col_mac][2] | 0x20) == 'c';
     s.first_record = false;
@@ -71,8 +77,8 @@ void end_record(parse_state& s) {
         return;
     }
     if (s.out->hosts.size() == s.limits->hosts_max) {
-        add_error(s, 0, "", fmt::format("more than {} hosts in one file: split it",
-                                        s.limits->hosts_max));
+        add_error(s, 0, "",
+                  fmt::format("more than {} hosts in one file: split it", s.limits->hosts_max));
         s.stopped = true;
         return;
     }
@@ -110,9 +116,9 @@ void end_record(parse_state& s) {
     if (fields.size() > col_description) {
         h.description = fields[col_description];
         if (h.description.size() > s.limits->description_size_max) {
-            add_error(s, line, "description",
-                      fmt::format("the description is over {} bytes",
-                                  s.limits->description_size_max));
+            add_error(
+                s, line, "description",
+                fmt::format("the description is over {} bytes", s.limits->description_size_max));
             good = false;
         }
     }
@@ -198,8 +204,8 @@ csv_import parse_fog_hosts_csv(std::string_view text, const csv_limits& limits) 
             in_record = true;
         }
         s.record_ended = false;
-        std::size_t fed = csv_parse(parser.get(), chunk.data(), chunk.size(), on_field, on_record,
-                                    &s);
+        std::size_t fed =
+            csv_parse(parser.get(), chunk.data(), chunk.size(), on_field, on_record, &s);
         if (fed != chunk.size()) {
             add_error(s, s.record_line, "",
                       fmt::format("malformed CSV ({}): quote a field that holds a quote or a "

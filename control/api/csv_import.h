@@ -32,8 +32,8 @@ struct csv_import {
 };
 
 struct csv_limits {
-    std::size_t hosts_max = 10000;      // more is an error on the file, not a truncation
-    std::size_t errors_max = 100;       // the report stops after this many, saying so
+    std::size_t hosts_max = 10000;  // more is an error on the file, not a truncation
+    std::size_t errors_max = 100;   // the report stops after this many, saying so
     std::size_t description_size_max = 1024;
 };
 

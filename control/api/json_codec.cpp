@@ -92,7 +92,8 @@ status read_int(const json& body, const char* key, T& out, std::int64_t min, std
         return bad(key, "must be a whole number");
     }
     if (it->is_number_unsigned() &&
-        it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        it->get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
         return error::format(errc::invalid_argument, 0, "{}: must be from {} to {}", key, min, max);
     }
     std::int64_t v = it->get<std::int64_t>();
@@ -130,8 +131,8 @@ status read_ids(const json& body, const char* key, std::vector<record_id>& out) 
     }
     constexpr std::size_t ids_max = 10000;
     if (!it->is_array() || it->size() > ids_max) {
-        return error::format(errc::invalid_argument, 0, "{}: must be a list of at most {} ids",
-                             key, ids_max);
+        return error::format(errc::invalid_argument, 0, "{}: must be a list of at most {} ids", key,
+                             ids_max);
     }
     std::vector<record_id> ids;
     for (const auto& v : *it) {
@@ -238,14 +239,13 @@ result<std::int64_t> parse_time(std::string_view text, std::string_view field) {
     };
     int year, month, day, hour, minute, second;
     if (text.size() < 20 || !digits(0, 4, year) || text[4] != '-' || !digits(5, 2, month) ||
-        text[7] != '-' || !digits(8, 2, day) || (text[10] != 'T' && text[10] != 't' &&
-                                                 text[10] != ' ') ||
-        !digits(11, 2, hour) || text[13] != ':' || !digits(14, 2, minute) || text[16] != ':' ||
-        !digits(17, 2, second)) {
+        text[7] != '-' || !digits(8, 2, day) ||
+        (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !digits(11, 2, hour) ||
+        text[13] != ':' || !digits(14, 2, minute) || text[16] != ':' || !digits(17, 2, second)) {
         return fail();
     }
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60 || year < 1970) {
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60 ||
+        year < 1970) {
         return fail();
     }
     std::size_t at = 19;
@@ -459,8 +459,8 @@ status from_json(const json& b, store::host& h, bool creating) {
 }
 
 status from_json(const json& b, store::host_group& g, bool creating) {
-    SHOAL_RETURN_IF_ERROR(only_keys(b, {"name", "description", "hosts"},
-                                    {"id", "created_at", "updated_at"}));
+    SHOAL_RETURN_IF_ERROR(
+        only_keys(b, {"name", "description", "hosts"}, {"id", "created_at", "updated_at"}));
     SHOAL_RETURN_IF_ERROR(need(b, creating, {"name"}));
     SHOAL_RETURN_IF_ERROR(read_string(b, "name", g.name, 256));
     SHOAL_RETURN_IF_ERROR(read_string(b, "description", g.description));
@@ -518,8 +518,8 @@ status from_json(const json& b, store::task& t, bool creating) {
     } else {
         // A task's kind, host and image are what it is: change them by cancelling it and
         // making another.
-        SHOAL_RETURN_IF_ERROR(only_keys(b, {"shutdown", "wol"},
-                                        {"id", "created_at", "updated_at"}));
+        SHOAL_RETURN_IF_ERROR(
+            only_keys(b, {"shutdown", "wol"}, {"id", "created_at", "updated_at"}));
     }
     SHOAL_RETURN_IF_ERROR(
         read_enum(b, "shutdown", t.shutdown, &store::shutdown_action_from_string));
@@ -551,8 +551,7 @@ status task_template_from_json(const json& b, store::task_template& t, std::stri
     };
     SHOAL_RETURN_IF_ERROR(with_prefix(only_keys(b, {"kind", "image_id", "shutdown", "wol"}, {})));
     SHOAL_RETURN_IF_ERROR(with_prefix(need(b, true, {"kind"})));
-    SHOAL_RETURN_IF_ERROR(
-        with_prefix(read_enum(b, "kind", t.kind, &store::task_kind_from_string)));
+    SHOAL_RETURN_IF_ERROR(with_prefix(read_enum(b, "kind", t.kind, &store::task_kind_from_string)));
     SHOAL_RETURN_IF_ERROR(with_prefix(read_opt_id(b, "image_id", t.image_id)));
     SHOAL_RETURN_IF_ERROR(
         with_prefix(read_enum(b, "shutdown", t.shutdown, &store::shutdown_action_from_string)));
@@ -574,7 +573,8 @@ status from_json(const json& b, store::schedule& s, bool creating) {
     SHOAL_RETURN_IF_ERROR(read_string(b, "cron", s.cron, 256));
     if (auto it = b.find("task"); it != b.end()) {
         if (!it->is_object()) {
-            return bad("task", "must be an object: {\"kind\", \"image_id\", \"shutdown\", \"wol\"}");
+            return bad("task",
+                       "must be an object: {\"kind\", \"image_id\", \"shutdown\", \"wol\"}");
         }
         SHOAL_RETURN_IF_ERROR(task_template_from_json(*it, s.task, "task"));
     }
@@ -594,9 +594,8 @@ status from_json(const json& b, store::user& u, bool creating) {
 }
 
 status progress_from_json(const json& b, store::task_progress& p) {
-    SHOAL_RETURN_IF_ERROR(
-        only_keys(b, {"state", "percent", "bytes_done", "bytes_total", "rate_Bps", "message"},
-                  {"task_id"}));
+    SHOAL_RETURN_IF_ERROR(only_keys(
+        b, {"state", "percent", "bytes_done", "bytes_total", "rate_Bps", "message"}, {"task_id"}));
     if (auto it = b.find("percent"); it != b.end()) {
         if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 100) {
             return bad("percent", "must be a number from 0 to 100");

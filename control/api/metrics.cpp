@@ -24,8 +24,7 @@ void escape_into(std::string& out, std::string_view v) {
 
 void metric_family(std::string& out, std::string_view name, std::string_view type,
                    std::string_view help) {
-    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name,
-                   type);
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
 void metric_sample(std::string& out, std::string_view name, metric_labels labels, double value) {
@@ -76,10 +75,10 @@ void http_counters::write(std::string& out) const {
                 continue;
             }
             std::string code = std::to_string(c + 100);
-            metric_sample(out, "shoal_http_requests_total",
-                          {{"method", http::method_name(static_cast<http::method>(m))},
-                           {"code", code}},
-                          static_cast<double>(n));
+            metric_sample(
+                out, "shoal_http_requests_total",
+                {{"method", http::method_name(static_cast<http::method>(m))}, {"code", code}},
+                static_cast<double>(n));
         }
     }
 }
@@ -95,12 +94,18 @@ void write_boot_metrics(std::string& out, const std::optional<dhcp::stats>& dhcp
         metric_family(out, "shoal_dhcp_messages_total", "counter",
                       "DHCP messages received and sent, by kind");
         const std::pair<std::string_view, std::uint64_t> kinds[] = {
-            {"received", dhcp->received},     {"malformed", dhcp->malformed},
-            {"ignored", dhcp->ignored},       {"discover", dhcp->discovers},
-            {"request", dhcp->requests},      {"release", dhcp->releases},
-            {"decline", dhcp->declines},      {"inform", dhcp->informs},
-            {"offer", dhcp->offers},          {"ack", dhcp->acks},
-            {"nak", dhcp->naks},              {"proxy_offer", dhcp->proxy_offers},
+            {"received", dhcp->received},
+            {"malformed", dhcp->malformed},
+            {"ignored", dhcp->ignored},
+            {"discover", dhcp->discovers},
+            {"request", dhcp->requests},
+            {"release", dhcp->releases},
+            {"decline", dhcp->declines},
+            {"inform", dhcp->informs},
+            {"offer", dhcp->offers},
+            {"ack", dhcp->acks},
+            {"nak", dhcp->naks},
+            {"proxy_offer", dhcp->proxy_offers},
             {"proxy_ack", dhcp->proxy_acks},
         };
         for (const auto& [kind, n] : kinds) {
@@ -111,23 +116,21 @@ void write_boot_metrics(std::string& out, const std::optional<dhcp::stats>& dhcp
                 dhcp->pool_exhausted);
         counter("shoal_dhcp_send_errors_total", "DHCP answers the kernel refused to send",
                 dhcp->send_errors);
-        counter("shoal_dhcp_leases_active", "bound DHCP leases now", dhcp->leases_active,
-                "gauge");
+        counter("shoal_dhcp_leases_active", "bound DHCP leases now", dhcp->leases_active, "gauge");
     }
     if (tftp) {
         metric_family(out, "shoal_tftp_transfers_total", "counter",
                       "TFTP read requests, by how they ended");
         const std::pair<std::string_view, std::uint64_t> ends[] = {
-            {"requested", tftp->requests},  {"refused", tftp->refused},
-            {"completed", tftp->completed}, {"failed", tftp->failed},
+            {"requested", tftp->requests},         {"refused", tftp->refused},
+            {"completed", tftp->completed},        {"failed", tftp->failed},
             {"option_probe", tftp->option_probes},
         };
         for (const auto& [end, n] : ends) {
             metric_sample(out, "shoal_tftp_transfers_total", {{"result", end}},
                           static_cast<double>(n));
         }
-        counter("shoal_tftp_transfers_active", "TFTP transfers running now", tftp->active,
-                "gauge");
+        counter("shoal_tftp_transfers_active", "TFTP transfers running now", tftp->active, "gauge");
         counter("shoal_tftp_sent_bytes_total", "file bytes sent by TFTP (retransmissions too)",
                 tftp->bytes_sent);
         counter("shoal_tftp_retransmitted_packets_total", "TFTP DATA packets sent again",

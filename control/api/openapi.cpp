@@ -60,7 +60,8 @@ std::vector<resource> resources() {
                             {"shutdown", one_of({"none", "reboot", "poweroff"})},
                             {"wol", boolean()}}}};
     return {
-        {"hosts", "Host",
+        {"hosts",
+         "Host",
          with_times({{"mac", {{"type", "string"}, {"example", "00:12:3F:C4:57:0C"}}},
                      {"name", {{"type", "string"}, {"pattern", "^[A-Za-z0-9._-]{1,63}$"}}},
                      {"description", str()},
@@ -69,11 +70,17 @@ std::vector<resource> resources() {
                      {"inventory", {{"type", "object"}}},
                      {"last_seen_at", time_(), true},
                      {"pending", boolean()}}),
-         {"mac", "name"}, true,
+         {"mac", "name"},
+         true,
          {{"group_id", integer()}, {"image_id", integer()}, {"pending", boolean()}}},
-        {"groups", "Group",
-         with_times({{"name", str()}, {"description", str()}, {"hosts", ids()}}), {"name"}, true, {}},
-        {"images", "Image",
+        {"groups",
+         "Group",
+         with_times({{"name", str()}, {"description", str()}, {"hosts", ids()}}),
+         {"name"},
+         true,
+         {}},
+        {"images",
+         "Image",
          with_times({{"name", str()},
                      {"kind", one_of({"single_disk_resizable", "multi_partition_single_disk",
                                       "multi_partition_all_disks", "raw"})},
@@ -82,18 +89,28 @@ std::vector<resource> resources() {
                      {"disks", {{"type", "array"}, {"items", {{"type", "object"}}}}},
                      {"storage_nodes", ids()},
                      {"protected", boolean()}}),
-         {"name"}, true, {}},
-        {"storage-nodes", "StorageNode",
+         {"name"},
+         true,
+         {}},
+        {"storage-nodes",
+         "StorageNode",
          with_times({{"name", str()},
                      {"url", str()},
                      {"path", str()},
                      {"storage_group_id", id_ref()},
                      {"master", boolean()},
                      {"enabled", boolean()}}),
-         {"name", "url", "path"}, true, {}},
-        {"storage-groups", "StorageGroup", with_times({{"name", str()}, {"description", str()}}),
-         {"name"}, true, {}},
-        {"tasks", "Task",
+         {"name", "url", "path"},
+         true,
+         {}},
+        {"storage-groups",
+         "StorageGroup",
+         with_times({{"name", str()}, {"description", str()}}),
+         {"name"},
+         true,
+         {}},
+        {"tasks",
+         "Task",
          with_times({{"kind", one_of(task_kinds)},
                      {"host_id", integer()},
                      {"image_id", id_ref()},
@@ -113,13 +130,15 @@ std::vector<resource> resources() {
                      {"created_by", id_ref(), true},
                      {"started_at", time_(), true},
                      {"finished_at", time_(), true}}),
-         {"kind", "host_id"}, true,
+         {"kind", "host_id"},
+         true,
          {{"state", one_of(task_states)},
           {"kind", one_of(task_kinds)},
           {"host_id", integer()},
           {"session_id", integer()},
           {"open", boolean()}}},
-        {"sessions", "Session",
+        {"sessions",
+         "Session",
          with_times({{"image_id", integer()},
                      {"state", one_of(session_states)},
                      {"group", {{"type", "string"}, {"example", "239.77.0.1"}}},
@@ -130,9 +149,11 @@ std::vector<resource> resources() {
                      {"tasks", ids(), true},
                      {"started_at", time_(), true},
                      {"finished_at", time_(), true}}),
-         {"image_id", "group", "port"}, true,
+         {"image_id", "group", "port"},
+         true,
          {{"state", one_of(session_states)}, {"image_id", integer()}}},
-        {"schedules", "Schedule",
+        {"schedules",
+         "Schedule",
          with_times({{"name", str()},
                      {"kind", one_of({"once", "cron"})},
                      {"at", time_()},
@@ -143,13 +164,19 @@ std::vector<resource> resources() {
                      {"enabled", boolean()},
                      {"next_run_at", time_(), true},
                      {"last_run_at", time_(), true}}),
-         {"name", "kind", "task"}, true, {}},
-        {"users", "User",
+         {"name", "kind", "task"},
+         true,
+         {}},
+        {"users",
+         "User",
          with_times({{"name", str()},
                      {"role", one_of({"admin", "operator", "viewer"})},
                      {"password", {{"type", "string"}, {"writeOnly", true}, {"minLength", 8}}}}),
-         {"name", "password"}, true, {}},
-        {"tokens", "Token",
+         {"name", "password"},
+         true,
+         {}},
+        {"tokens",
+         "Token",
          {{"id", integer(), true},
           {"name", str()},
           {"user_id", integer()},
@@ -157,7 +184,9 @@ std::vector<resource> resources() {
           {"last_used_at", time_(), true},
           {"created_at", {{"type", "string"}, {"format", "date-time"}}, true},
           {"token", {{"type", "string"}, {"description", "the secret, shown once"}}, true}},
-         {"name"}, false, {{"user_id", integer()}}},
+         {"name"},
+         false,
+         {{"user_id", integer()}}},
     };
 }
 
@@ -209,8 +238,9 @@ json build() {
         {"401", "no token, or a wrong or expired one"},
         {"403", "not allowed for this user (viewers only read)"},
         {"404", "no such record"},
-        {"409", "conflict: duplicate name or MAC, a host's second open task, a state change "
-                "not allowed"},
+        {"409",
+         "conflict: duplicate name or MAC, a host's second open task, a state change "
+         "not allowed"},
         {"413", "request body too large"},
         {"501", "not supported by this server"},
         {"502", "the action failed (e.g. a wake)"},
@@ -222,7 +252,9 @@ json build() {
     }
     json& paths = doc["paths"];
     json list_params = {
-        {{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}}},
+        {{"name", "limit"},
+         {"in", "query"},
+         {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1000}}}},
         {{"name", "offset"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 0}}}}};
     json id_param = {{"name", "id"}, {"in", "path"}, {"required", true}, {"schema", integer()}};
     for (const auto& r : resources()) {
@@ -275,18 +307,18 @@ json build() {
     paths["/login"]["post"] = {
         {"security", json::array()},
         {"summary", "a token for a user name and password"},
-        {"requestBody",
-         body_of({{"type", "object"},
-                  {"required", {"user", "password"}},
-                  {"properties", {{"user", str()}, {"password", str()}}}})},
+        {"requestBody", body_of({{"type", "object"},
+                                 {"required", {"user", "password"}},
+                                 {"properties", {{"user", str()}, {"password", str()}}}})},
         {"responses", error_responses({"400", "401"})}};
     paths["/login"]["post"]["responses"]["200"] = ok_json(
-        "logged in", {{"type", "object"},
-                      {"properties",
-                       {{"token", str()}, {"expires_at", str()}, {"user", schema_ref("User")}}}});
+        "logged in",
+        {{"type", "object"},
+         {"properties", {{"token", str()}, {"expires_at", str()}, {"user", schema_ref("User")}}}});
     paths["/hosts/import"]["post"] = {
-        {"summary", "FOG's host CSV: \"MAC\",\"Hostname\",\"\",\"Description\",\"OS\",\"Image\" "
-                    "per line; all or nothing"},
+        {"summary",
+         "FOG's host CSV: \"MAC\",\"Hostname\",\"\",\"Description\",\"OS\",\"Image\" "
+         "per line; all or nothing"},
         {"requestBody", body_of(str(), "text/csv")},
         {"responses", error_responses({"400", "401", "403", "409", "413"})}};
     paths["/hosts/import"]["post"]["responses"]["201"] =
@@ -294,11 +326,13 @@ json build() {
     json mac_param = {{"name", "mac"}, {"in", "path"}, {"required", true}, {"schema", str()}};
     paths["/hosts/by-mac/{mac}"]["parameters"] = {mac_param};
     paths["/hosts/by-mac/{mac}"]["get"] = {{"responses", error_responses({"400", "401", "404"})}};
-    paths["/hosts/by-mac/{mac}"]["get"]["responses"]["200"] = ok_json("the host", schema_ref("Host"));
+    paths["/hosts/by-mac/{mac}"]["get"]["responses"]["200"] =
+        ok_json("the host", schema_ref("Host"));
     paths["/hosts/by-mac/{mac}"]["patch"] = {
         {"requestBody", body_of(schema_ref("Host"))},
         {"responses", error_responses({"400", "401", "403", "404", "409"})}};
-    paths["/hosts/by-mac/{mac}"]["patch"]["responses"]["200"] = ok_json("the host", schema_ref("Host"));
+    paths["/hosts/by-mac/{mac}"]["patch"]["responses"]["200"] =
+        ok_json("the host", schema_ref("Host"));
     paths["/hosts/by-mac/{mac}"]["delete"] = {
         {"responses", error_responses({"401", "403", "404"})}};
     paths["/hosts/by-mac/{mac}"]["delete"]["responses"]["204"] = {{"description", "deleted"}};
@@ -308,9 +342,10 @@ json build() {
         {"responses", error_responses({"401", "403", "404", "501", "502"})}};
     paths["/hosts/{id}/wake"]["post"]["responses"]["202"] = {{"description", "sent"}};
     paths["/tasks/{id}/cancel"]["parameters"] = {id_param};
-    paths["/tasks/{id}/cancel"]["post"] = {{"responses",
-                                            error_responses({"401", "403", "404", "409"})}};
-    paths["/tasks/{id}/cancel"]["post"]["responses"]["200"] = ok_json("cancelled", schema_ref("Task"));
+    paths["/tasks/{id}/cancel"]["post"] = {
+        {"responses", error_responses({"401", "403", "404", "409"})}};
+    paths["/tasks/{id}/cancel"]["post"]["responses"]["200"] =
+        ok_json("cancelled", schema_ref("Task"));
     paths["/tasks/{id}/events"]["parameters"] = {id_param};
     paths["/tasks/{id}/events"]["get"] = {{"summary", "the task's history"},
                                           {"responses", error_responses({"401", "404"})}};
@@ -321,7 +356,8 @@ json build() {
         {"requestBody", body_of(resources()[7].fields[5].schema)},
         {"responses", error_responses({"400", "401", "403", "404", "409"})}};
     paths["/groups/{id}/tasks"]["post"]["responses"]["201"] = ok_json(
-        "made", {{"type", "object"}, {"properties", {{"items", {{"type", "array"}, {"items", schema_ref("Task")}}}}}});
+        "made", {{"type", "object"},
+                 {"properties", {{"items", {{"type", "array"}, {"items", schema_ref("Task")}}}}}});
     paths["/openapi.json"]["get"] = {{"security", json::array()},
                                      {"responses", {{"200", {{"description", "this document"}}}}}};
     return doc;

@@ -50,8 +50,9 @@ public:
         return ok();
     }
     void write_metrics(std::string& out) const override {
-        out += "# HELP shoal_fake_sessions_bytes x\n# TYPE shoal_fake_sessions_bytes gauge\n"
-               "shoal_fake_sessions_bytes 42\n";
+        out +=
+            "# HELP shoal_fake_sessions_bytes x\n# TYPE shoal_fake_sessions_bytes gauge\n"
+            "shoal_fake_sessions_bytes 42\n";
     }
     std::mutex _mutex;
     std::vector<std::int64_t> changed;
@@ -106,8 +107,8 @@ protected:
             api::write_boot_metrics(out, dhcp::stats{.received = 7}, std::nullopt);
         };
         api::add_api_routes(inner, std::move(deps), api::api_config{});
-        routes = api::instrumented(std::make_shared<const http::router>(std::move(inner)),
-                                   counters);
+        routes =
+            api::instrumented(std::make_shared<const http::router>(std::move(inner)), counters);
     }
 
     void TearDown() override {
@@ -139,8 +140,8 @@ protected:
             std::size_t at = 0;
             while (at <= qs.size()) {
                 auto amp = qs.find('&', at);
-                std::string kv = qs.substr(at, amp == std::string::npos ? std::string::npos
-                                                                        : amp - at);
+                std::string kv =
+                    qs.substr(at, amp == std::string::npos ? std::string::npos : amp - at);
                 auto eq = kv.find('=');
                 query[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
                 if (amp == std::string::npos) {
@@ -223,9 +224,9 @@ TEST_P(api_test, a_missing_or_wrong_token_is_401_and_a_viewer_writing_403) {
     }
     EXPECT_TRUE(challenge);
     EXPECT_EQ(get("/api/v1/hosts", std::string(64, 'a')).status, 401u);
-    EXPECT_EQ(call(method::get, "/api/v1/hosts", "", "", {{"Authorization", "Basic cm9vdDp4"}})
-                  .status,
-              401u);
+    EXPECT_EQ(
+        call(method::get, "/api/v1/hosts", "", "", {{"Authorization", "Basic cm9vdDp4"}}).status,
+        401u);
     EXPECT_EQ(get("/api/v1/tasks", viewer).status, 200u);
     auto w = post("/api/v1/hosts", viewer, {{"mac", "00:12:3F:C4:57:0C"}, {"name", "pc1"}});
     EXPECT_EQ(w.status, 403u);
@@ -236,10 +237,10 @@ TEST_P(api_test, a_missing_or_wrong_token_is_401_and_a_viewer_writing_403) {
     auto doc = get("/api/v1/openapi.json", "");
     ASSERT_EQ(doc.status, 200u);
     EXPECT_EQ(doc.body["openapi"], "3.0.3");
-    for (const char* p : {"/hosts", "/hosts/{id}", "/hosts/import", "/hosts/by-mac/{mac}",
-                          "/tasks/{id}/cancel", "/groups/{id}/tasks", "/hosts/{id}/wake",
-                          "/login", "/storage-nodes", "/storage-groups", "/sessions",
-                          "/schedules", "/users", "/tokens"}) {
+    for (const char* p :
+         {"/hosts", "/hosts/{id}", "/hosts/import", "/hosts/by-mac/{mac}", "/tasks/{id}/cancel",
+          "/groups/{id}/tasks", "/hosts/{id}/wake", "/login", "/storage-nodes", "/storage-groups",
+          "/sessions", "/schedules", "/users", "/tokens"}) {
         EXPECT_TRUE(doc.body["paths"].contains(p)) << p;
     }
 }
@@ -288,7 +289,9 @@ TEST_P(api_test, tokens_are_made_listed_and_revoked) {
 
 TEST_P(api_test, hosts_round_trip_by_id_and_by_mac) {
     auto made = post("/api/v1/hosts", operator_,
-                     {{"mac", "00-12-3F-C4-57-0C"}, {"name", "pc1"}, {"description", "row 1"},
+                     {{"mac", "00-12-3F-C4-57-0C"},
+                      {"name", "pc1"},
+                      {"description", "row 1"},
                       {"inventory", {{"cpu", "i5"}}}});
     ASSERT_EQ(made.status, 201u) << made.text;
     EXPECT_EQ(made.body["mac"], "00:12:3f:c4:57:0c");
@@ -375,38 +378,65 @@ TEST_P(api_test, every_resource_lists_creates_gets_patches_and_deletes) {
     struct resource_case {
         std::string path;
         json create;
-        json change;   // a PATCH
+        json change;  // a PATCH
         std::string changed_key;
-        json bad;      // a create that fails ...
+        json bad;               // a create that fails ...
         std::string bad_field;  // ... naming this field
     };
     std::vector<resource_case> cases = {
-        {"groups", {{"name", "room204"}, {"hosts", {host}}}, {{"description", "lab"}},
-         "description", {{"name", "room 204"}}, "name"},
-        {"images", {{"name", "win10"}, {"kind", "raw"}, {"size_bytes", 1000}},
-         {{"description", "Windows 10"}}, "description", {{"name", "x"}, {"kind", "zip"}},
+        {"groups",
+         {{"name", "room204"}, {"hosts", {host}}},
+         {{"description", "lab"}},
+         "description",
+         {{"name", "room 204"}},
+         "name"},
+        {"images",
+         {{"name", "win10"}, {"kind", "raw"}, {"size_bytes", 1000}},
+         {{"description", "Windows 10"}},
+         "description",
+         {{"name", "x"}, {"kind", "zip"}},
          "kind"},
         {"storage-nodes",
-         {{"name", "node1"}, {"url", "http://10.0.0.2"}, {"path", "/srv/images"},
+         {{"name", "node1"},
+          {"url", "http://10.0.0.2"},
+          {"path", "/srv/images"},
           {"storage_group_id", sg.body["id"]}},
-         {{"enabled", false}}, "enabled",
-         {{"name", "node2"}, {"url", "ftp://x"}, {"path", "/srv"}}, "url"},
-        {"storage-groups", {{"name", "site-b"}}, {{"description", "b"}}, "description",
-         {{"description", "no name"}}, "name"},
+         {{"enabled", false}},
+         "enabled",
+         {{"name", "node2"}, {"url", "ftp://x"}, {"path", "/srv"}},
+         "url"},
+        {"storage-groups",
+         {{"name", "site-b"}},
+         {{"description", "b"}},
+         "description",
+         {{"description", "no name"}},
+         "name"},
         {"schedules",
-         {{"name", "nightly"}, {"kind", "cron"}, {"cron", "0 19 * * 1-5"},
-          {"task", {{"kind", "deploy"}, {"image_id", image}, {"shutdown", "reboot"}, {"wol", true}}},
+         {{"name", "nightly"},
+          {"kind", "cron"},
+          {"cron", "0 19 * * 1-5"},
+          {"task",
+           {{"kind", "deploy"}, {"image_id", image}, {"shutdown", "reboot"}, {"wol", true}}},
           {"hosts", {host}}},
-         {{"enabled", false}}, "enabled",
-         {{"name", "bad"}, {"kind", "cron"}, {"cron", "61 * * * *"},
+         {{"enabled", false}},
+         "enabled",
+         {{"name", "bad"},
+          {"kind", "cron"},
+          {"cron", "61 * * * *"},
           {"task", {{"kind", "inventory"}}}},
          "cron"},
-        {"users", {{"name", "tech"}, {"password", "long enough"}, {"role", "operator"}},
-         {{"role", "viewer"}}, "role", {{"name", "tech2"}, {"password", "short"}}, "password"},
+        {"users",
+         {{"name", "tech"}, {"password", "long enough"}, {"role", "operator"}},
+         {{"role", "viewer"}},
+         "role",
+         {{"name", "tech2"}, {"password", "short"}},
+         "password"},
         {"sessions",
          {{"image_id", image}, {"group", "239.77.0.1"}, {"port", 9000}, {"receivers_min", 2}},
-         {{"state", "cancelled"}}, "state",
-         {{"image_id", image}, {"group", "10.0.0.1"}, {"port", 9000}}, "group"},
+         {{"state", "cancelled"}},
+         "state",
+         {{"image_id", image}, {"group", "10.0.0.1"}, {"port", 9000}},
+         "group"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.path);
@@ -457,10 +487,10 @@ TEST_P(api_test, every_resource_lists_creates_gets_patches_and_deletes) {
     EXPECT_EQ(del(fmt::format("/api/v1/images/{}", image), admin).status, 409u);
     // Nobody deletes themselves.
     auto me = get("/api/v1/users?limit=1", admin);
-    EXPECT_EQ(del(fmt::format("/api/v1/users/{}", me.body["items"][0]["id"].get<std::int64_t>()),
-                  admin)
-                  .status,
-              409u);
+    EXPECT_EQ(
+        del(fmt::format("/api/v1/users/{}", me.body["items"][0]["id"].get<std::int64_t>()), admin)
+            .status,
+        409u);
 }
 
 // ---- tasks ----
@@ -476,9 +506,9 @@ TEST_P(api_test, tasks_one_open_per_host_cancel_and_history) {
     auto nohost = post("/api/v1/tasks", operator_, {{"kind", "inventory"}, {"host_id", 999}});
     EXPECT_EQ(nohost.status, 400u);
     EXPECT_EQ(nohost.field(), "host_id");
-    auto made = post("/api/v1/tasks", operator_,
-                     {{"kind", "deploy"}, {"host_id", host}, {"image_id", image},
-                      {"shutdown", "poweroff"}});
+    auto made = post(
+        "/api/v1/tasks", operator_,
+        {{"kind", "deploy"}, {"host_id", host}, {"image_id", image}, {"shutdown", "poweroff"}});
     ASSERT_EQ(made.status, 201u) << made.text;
     std::int64_t id = made.body["id"];
     EXPECT_EQ(made.body["state"], "queued");
@@ -492,9 +522,9 @@ TEST_P(api_test, tasks_one_open_per_host_cancel_and_history) {
     EXPECT_EQ(queued.body["total"], 1);
     EXPECT_EQ(get("/api/v1/tasks?state=sleeping", viewer).field(), "state");
     EXPECT_EQ(get("/api/v1/tasks?host_id=x", viewer).field(), "host_id");
-    EXPECT_EQ(patch(fmt::format("/api/v1/tasks/{}", id), operator_, {{"kind", "wipe_full"}})
-                  .field(),
-              "kind");
+    EXPECT_EQ(
+        patch(fmt::format("/api/v1/tasks/{}", id), operator_, {{"kind", "wipe_full"}}).field(),
+        "kind");
     EXPECT_EQ(post(fmt::format("/api/v1/tasks/{}/cancel", id), viewer, json::object()).status,
               403u);
     auto cancelled = post(fmt::format("/api/v1/tasks/{}/cancel", id), operator_, json::object());
@@ -572,8 +602,8 @@ TEST_P(api_test, csv_import_stores_every_host_or_none_and_names_bad_lines) {
         "\r\n"
         "\"00-12-3F-C4-57-0D\",\"pc2\",\"\",\"says \"\"hi\"\"\",\"9\",\"\"\r\n"
         "00123fc4570e,pc3\r\n";
-    auto r = call(method::post, "/api/v1/hosts/import", operator_, good,
-                  {{"Content-Type", "text/csv"}});
+    auto r =
+        call(method::post, "/api/v1/hosts/import", operator_, good, {{"Content-Type", "text/csv"}});
     ASSERT_EQ(r.status, 201u) << r.text;
     EXPECT_EQ(r.body["imported"], 3);
     auto pc1 = repo->get_host_by_name("pc1");
@@ -646,12 +676,12 @@ TEST_P(api_test, client_register_makes_a_pending_host_and_never_renames_one) {
     EXPECT_EQ(json::parse(h->inventory)["cpu"], "x");
     EXPECT_EQ(post("/client/register", "", {{"mac", "nope"}}).field(), "mac");
     EXPECT_EQ(post("/client/register", "", {{"name", "x"}}).field(), "mac");
-    EXPECT_EQ(post("/client/register", "", {{"mac", "00:12:3F:C4:57:0D"}, {"inventory", 1}})
-                  .field(),
-              "inventory");
-    EXPECT_EQ(post("/client/register", "", {{"mac", "00:12:3F:C4:57:0D"}, {"role", "admin"}})
-                  .field(),
-              "role");
+    EXPECT_EQ(
+        post("/client/register", "", {{"mac", "00:12:3F:C4:57:0D"}, {"inventory", 1}}).field(),
+        "inventory");
+    EXPECT_EQ(
+        post("/client/register", "", {{"mac", "00:12:3F:C4:57:0D"}, {"role", "admin"}}).field(),
+        "role");
 }
 
 TEST_P(api_test, a_task_key_reaches_its_own_task_only) {
@@ -690,8 +720,12 @@ TEST_P(api_test, a_task_key_reaches_its_own_task_only) {
     EXPECT_EQ(bad.status, 400u);
     EXPECT_EQ(bad.field(), "percent");
     EXPECT_EQ(progress({{"state", "cancelled"}}).status, 403u);
-    auto p = progress({{"state", "in_progress"}, {"percent", 42.5}, {"bytes_done", 1000},
-                       {"bytes_total", 4000}, {"rate_Bps", 500}, {"message", "disk 1"}});
+    auto p = progress({{"state", "in_progress"},
+                       {"percent", 42.5},
+                       {"bytes_done", 1000},
+                       {"bytes_total", 4000},
+                       {"rate_Bps", 500},
+                       {"message", "disk 1"}});
     ASSERT_EQ(p.status, 200u) << p.text;
     auto stored = repo->get_task(id);
     EXPECT_EQ(stored->state, store::task_state::in_progress);
@@ -704,8 +738,7 @@ TEST_P(api_test, a_task_key_reaches_its_own_task_only) {
     EXPECT_EQ(repo->get_task(id)->progress.bytes_done, 4000);
     // A finished task takes nothing more.
     EXPECT_EQ(progress({{"percent", 1}}).status, 403u);
-    EXPECT_EQ(call(method::get, "/client/task", "", "", {{"X-Shoal-Task-Key", *key}}).status,
-              403u);
+    EXPECT_EQ(call(method::get, "/client/task", "", "", {{"X-Shoal-Task-Key", *key}}).status, 403u);
 }
 
 // ---- /metrics ----
@@ -761,10 +794,10 @@ TEST(csv, line_numbers_follow_quoted_newlines_blank_lines_and_a_bom) {
 
 TEST(csv, malformed_and_short_lines_and_unclosed_quotes_are_errors) {
     auto r = api::parse_fog_hosts_csv(
-        "\"00:12:3F:C4:57:0C\"\n"                 // 1: one column
-        "\"00:12:3F:C4:57:0D\",pc\"2\n"           // 2: a quote inside an unquoted field
-        "\"00:12:3F:C4:57:0E\",\"pc3\"\n"         // 3: good
-        "\"00:12:3F:C4:57:0F\",\"pc4\n");         // 4: never closed
+        "\"00:12:3F:C4:57:0C\"\n"          // 1: one column
+        "\"00:12:3F:C4:57:0D\",pc\"2\n"    // 2: a quote inside an unquoted field
+        "\"00:12:3F:C4:57:0E\",\"pc3\"\n"  // 3: good
+        "\"00:12:3F:C4:57:0F\",\"pc4\n");  // 4: never closed
     ASSERT_EQ(r.hosts.size(), 1u);
     EXPECT_EQ(r.hosts[0].name, "pc3");
     ASSERT_EQ(r.errors.size(), 3u);
@@ -882,9 +915,9 @@ TEST(http, the_token_header_and_the_body_limit_over_a_real_socket) {
     auto list = curl_call(base + "/api/v1/hosts", "GET", "", {"Authorization: Bearer " + token});
     EXPECT_EQ(list.status, 200);
     EXPECT_EQ(json::parse(list.body)["items"].size(), 0u);
-    auto made = curl_call(base + "/api/v1/hosts", "POST",
-                          R"({"mac": "00:12:3F:C4:57:0C", "name": "pc1"})",
-                          {"Authorization: Bearer " + token});
+    auto made =
+        curl_call(base + "/api/v1/hosts", "POST", R"({"mac": "00:12:3F:C4:57:0C", "name": "pc1"})",
+                  {"Authorization: Bearer " + token});
     EXPECT_EQ(made.status, 201) << made.body;
     // A CSV over the limit: 413, and nothing imported.
     std::string csv;

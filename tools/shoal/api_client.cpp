@@ -42,7 +42,8 @@ void add_api_options(CLI::App* sub, api_options& o) {
     const char* token = std::getenv("SHOAL_TOKEN");
     o.server = server != nullptr ? server : "http://localhost";
     o.token = token != nullptr ? token : "";
-    sub->add_option("--server", o.server, "shoald's URL (default $SHOAL_SERVER or http://localhost)");
+    sub->add_option("--server", o.server,
+                    "shoald's URL (default $SHOAL_SERVER or http://localhost)");
     sub->add_option("--token", o.token,
                     "API token (default $SHOAL_TOKEN; `shoal login` style: POST /api/v1/login)");
     sub->add_flag("--json", o.json, "print the API's JSON");
@@ -92,8 +93,9 @@ result<api_reply> api_call(const api_options& o, std::string_view verb, const st
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
-        return error::format(errc::peer_gone, 0, "{}: {} (is shoald running? --server or "
-                                                 "$SHOAL_SERVER says where)",
+        return error::format(errc::peer_gone, 0,
+                             "{}: {} (is shoald running? --server or "
+                             "$SHOAL_SERVER says where)",
                              url, why[0] != '\0' ? why : curl_easy_strerror(rc));
     }
     out.body = nlohmann::json::parse(out.text, nullptr, false);
@@ -112,7 +114,8 @@ int api_failed(std::string_view what, const api_reply& r) {
                  message.c_str(), field.empty() ? "" : fmt::format(" (field: {})", field).c_str());
     if (r.body.is_object() && r.body.contains("lines")) {
         for (const auto& l : r.body["lines"]) {
-            std::fprintf(stderr, "  line %s: %s%s\n", cell(l.value("line", nlohmann::json())).c_str(),
+            std::fprintf(stderr, "  line %s: %s%s\n",
+                         cell(l.value("line", nlohmann::json())).c_str(),
                          cell(l.value("error", nlohmann::json())).c_str(),
                          l.contains("field") ? fmt::format(" ({})", cell(l["field"])).c_str() : "");
         }
@@ -123,9 +126,8 @@ int api_failed(std::string_view what, const api_reply& r) {
     return 1;
 }
 
-bool api_ok(const api_options& o, std::string_view verb, const std::string& path,
-            api_reply& out, std::string_view what, const std::string& body,
-            const char* content_type) {
+bool api_ok(const api_options& o, std::string_view verb, const std::string& path, api_reply& out,
+            std::string_view what, const std::string& body, const char* content_type) {
     auto r = api_call(o, verb, path, body, content_type);
     if (!r) {
         std::fprintf(stderr, "shoal: %.*s: %s\n", static_cast<int>(what.size()), what.data(),

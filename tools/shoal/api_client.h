@@ -17,7 +17,7 @@ namespace shoal::cli {
 struct api_options {
     std::string server;  // http://host[:port]
     std::string token;
-    bool json = false;   // print the API's JSON as is
+    bool json = false;  // print the API's JSON as is
 };
 
 // --server, --token and --json on a subcommand.
@@ -39,8 +39,8 @@ result<api_reply> api_call(const api_options& o, std::string_view verb, const st
 int api_failed(std::string_view what, const api_reply& r);
 
 // The whole call for the commands: a 2xx reply, or the error already printed.
-bool api_ok(const api_options& o, std::string_view verb, const std::string& path,
-            api_reply& out, std::string_view what, const std::string& body = {},
+bool api_ok(const api_options& o, std::string_view verb, const std::string& path, api_reply& out,
+            std::string_view what, const std::string& body = {},
             const char* content_type = "application/json");
 
 // Prints rows under a header, columns padded to their widest cell.

@@ -113,8 +113,7 @@ int run_import(const host_options& o) {
         std::fprintf(stderr, "nothing was imported\n");
         return 1;
     }
-    std::printf("imported %s host(s) from %s\n", cell(r.body["imported"]).c_str(),
-                o.file.c_str());
+    std::printf("imported %s host(s) from %s\n", cell(r.body["imported"]).c_str(), o.file.c_str());
     return 0;
 }
 
@@ -136,8 +135,9 @@ void add_host_command(CLI::App& app, command_set& commands) {
     auto* rm = host->add_subcommand("rm", "remove a host");
     rm->add_option("host", o->ref, "its id, MAC or name")->required();
     auto* import = host->add_subcommand(
-        "import", "import FOG's host CSV (\"MAC\",\"Hostname\",\"\",\"Description\",\"OS\","
-                  "\"Image\"): every line or none");
+        "import",
+        "import FOG's host CSV (\"MAC\",\"Hostname\",\"\",\"Description\",\"OS\","
+        "\"Image\"): every line or none");
     import->add_option("file", o->file, "the CSV file")->required()->check(CLI::ExistingFile);
     for (auto* sub : {list, add, show, rm, import}) {
         add_api_options(sub, o->api);

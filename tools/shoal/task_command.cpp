@@ -32,8 +32,7 @@ void print_tasks(const nlohmann::json& items) {
     for (const auto& t : items) {
         const auto& p = t["progress"];
         rows.push_back({cell(t["id"]), cell(t["kind"]), cell(t["host_id"]), cell(t["image_id"]),
-                        cell(t["state"]),
-                        fmt::format("{:.1f}%", p.value("percent", 0.0)),
+                        cell(t["state"]), fmt::format("{:.1f}%", p.value("percent", 0.0)),
                         cell(p["rate_Bps"]), cell(p["message"])});
     }
     print_table({"ID", "KIND", "HOST", "IMAGE", "STATE", "DONE", "RATE_BPS", "MESSAGE"}, rows);
@@ -193,9 +192,10 @@ void add_task_command(CLI::App& app, command_set& commands) {
                      "only tasks in this state: queued, active, in_progress, complete, failed, "
                      "cancelled");
     auto* create = task->add_subcommand("create", "make a task for a host");
-    create->add_option("kind", o->kind,
-                       "capture, deploy, multicast, wipe_fast, wipe_normal, wipe_full, "
-                       "disk_test, inventory, wol, debug")
+    create
+        ->add_option("kind", o->kind,
+                     "capture, deploy, multicast, wipe_fast, wipe_normal, wipe_full, "
+                     "disk_test, inventory, wol, debug")
         ->required();
     create->add_option("host", o->host, "the host's id, MAC or name")->required();
     task_template_options(create, *o);
