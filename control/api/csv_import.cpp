@@ -40,6 +40,9 @@ struct parse_state {
 };
 
 void add_error(parse_state& s, std::size_t line, std::string field, std::string message) {
+    if (s.stopped) {
+        return;  // the report already says that more errors follow
+    }
     auto& errors = s.out->errors;
     if (errors.size() + 1 == s.limits->errors_max) {
         errors.push_back({line, "",
