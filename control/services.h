@@ -1,6 +1,5 @@
 // How the parts of shoald plug into the daemon. shoald opens the store, then calls
-// make_services() (control/tasks implements it; services.cpp holds a default that runs no
-// tasks), adds the API and boot routes, starts every background service, serves, and on
+// make_services() (control/tasks/shoald_services.cpp implements it), adds the API and boot routes, starts every background service, serves, and on
 // SIGTERM stops the services in reverse order before the store closes.
 #pragma once
 
@@ -69,8 +68,7 @@ struct services {
     std::function<void(http::router&)> add_routes;
 };
 
-// Builds the tasks part's services over the store. Implemented once per build: the default
-// in control/services.cpp until control/tasks provides its own.
+// Builds the tasks part's services over the store (control/tasks/shoald_services.cpp).
 result<services> make_services(const daemon_context& ctx);
 
 }  // namespace shoal::control
