@@ -1,6 +1,7 @@
 // How the parts of shoald plug into the daemon. shoald opens the store, then calls
-// make_services() (control/tasks/shoald_services.cpp implements it), adds the API and boot routes, starts every background service, serves, and on
-// SIGTERM stops the services in reverse order before the store closes.
+// make_services() (control/tasks/shoald_services.cpp implements it), adds the API and boot
+// routes, starts every background service, serves, and on SIGTERM stops the services in
+// reverse order before the store closes.
 #pragma once
 
 #include <cstdint>
