@@ -142,40 +142,18 @@ class shoald_process:
 
 
 def task_key(base, token, mac, host_id, task_id, store_path):
-    """The task's secret as the PC learns it: from its iPXE script's kernel command line.
-
-    The script comes from the tasks part (control/tasks). A shoald built without it serves
-    the menu to every host and answers a wake with 501; only then, and only for a store
-    this test made, the key is issued the way the store's issue_task_key does (a random
-    secret whose SHA-256 goes in tasks.key_sha256), so the client endpoint is still tested.
-    """
+    """The task's secret as the PC learns it: from its iPXE script's kernel command line."""
     status, script = http(base, 'GET', f'/boot?mac={mac}')
     if status != 200:
         fail(f'GET /boot?mac={mac}: {status} {script[:300]}')
     m = re.search(r'shoal\.key=([0-9a-fA-F]+)', script)
     t = re.search(r'shoal\.task=(\d+)', script)
-    if m and t:
-        if int(t.group(1)) != task_id:
-            fail(f'the boot script names task {t.group(1)}, the console shows task {task_id}')
-        print(f'task key from the boot script for {mac}')
-        return m.group(1)
-    wake, body = http(base, 'POST', f'/api/v1/hosts/{host_id}/wake',
-                      headers={'Authorization': f'Bearer {token}'})
-    if wake != 501 or not store_path:
-        fail(f'the boot script for {mac} carries no shoal.task/shoal.key for task {task_id} '
-             f'though shoald runs a task service (wake: {wake}):\n{script[:800]}')
-    import hashlib
-    import secrets
-    import sqlite3
-    key = secrets.token_hex(32)
-    with sqlite3.connect(store_path, timeout=5) as db:
-        n = db.execute('UPDATE tasks SET key_sha256 = ? WHERE id = ?',
-                       (hashlib.sha256(key.encode()).hexdigest(), task_id)).rowcount
-    if n != 1:
-        fail(f'no task {task_id} in {store_path}')
-    print(f'this shoald runs no task service (wake: 501, {body.strip()[:80]}): '
-          f'task key issued in the store as issue_task_key does')
-    return key
+    if not (m and t):
+        fail(f'the boot script for {mac} carries no shoal.task/shoal.key for task {task_id}:\n{script[:800]}')
+    if int(t.group(1)) != task_id:
+        fail(f'the boot script names task {t.group(1)}, the console shows task {task_id}')
+    print(f'task key from the boot script for {mac}')
+    return m.group(1)
 
 
 def post_progress(base, key, **progress):
