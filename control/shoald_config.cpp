@@ -13,23 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 
-status only_keys(const json& object, std::string_view where,
-                 std::initializer_list<std::string_view> allowed) {
-    if (!object.is_object()) {
-        return error::format(errc::invalid_argument, 0, "{} must be an object", where);
-    }
-    for (const auto& [key, value] : object.items()) {
-        bool known = false;
-        for (auto a : allowed) {
-            known = known || a == key;
-        }
-        if (!known) {
-            return error::format(errc::invalid_argument, 0, "{}: unknown key \"{}\" (known: {})",
-                                 where, key, fmt::join(allowed, ", "));
-        }
-    }
-    return ok();
-}
+using boot::only_keys;
 
 template <class T>
 status read(const json& object, const char* key, std::string_view where, T& out) {

@@ -8,8 +8,6 @@
 
 namespace shoal::boot {
 
-namespace {
-
 using json = nlohmann::json;
 
 status only_keys(const json& object, std::string_view where,
@@ -23,17 +21,14 @@ status only_keys(const json& object, std::string_view where,
             known = known || a == key;
         }
         if (!known) {
-            std::string list;
-            for (auto a : allowed) {
-                list += list.empty() ? "" : ", ";
-                list += a;
-            }
             return error::format(errc::invalid_argument, 0, "{}: unknown key \"{}\" (known: {})",
-                                 where, key, list);
+                                 where, key, fmt::join(allowed, ", "));
         }
     }
     return ok();
 }
+
+namespace {
 
 template <class T>
 status read(const json& object, const char* key, std::string_view where, T& out) {

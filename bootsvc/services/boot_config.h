@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "common/result.h"
 #include "dhcp/config.h"
@@ -41,6 +44,11 @@ boot_config default_boot_config();
 
 // Applies a JSON document over `config`. Errors name the key and what is wrong.
 status apply_boot_config_json(boot_config& config, std::string_view json_text);
+
+// Refuses a JSON value that is not an object or has a key outside `allowed`, naming `where`
+// and the keys it knows: shoal boot's and shoald's configs share this rule.
+status only_keys(const nlohmann::json& object, std::string_view where,
+                 std::initializer_list<std::string_view> allowed);
 
 // An example file with every setting and its default, for the README and `--print-config`.
 std::string boot_config_example();
