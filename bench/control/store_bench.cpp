@@ -51,23 +51,13 @@ fixture& get(const std::string& backend) {
     if (!fresh) {
         return f;
     }
-    std::string url;
-    if (backend == "sqlite") {
-        char templ[] = "/tmp/shoal-bench-XXXXXX";
-        f.dir = mkdtemp(templ);
-        url = "sqlite://" + f.dir + "/shoal.db";
-    } else {
-        if (auto why = test::pg_unavailable_reason(); !why.empty()) {
-            f.error = "PostgreSQL: " + why;
-            return f;
-        }
-        test::pg_cluster* pg = test::shared_pg();
-        url = pg != nullptr ? pg->create_database() : std::string();
-        if (url.empty()) {
-            f.error = "PostgreSQL test cluster did not start";
-            return f;
-        }
+    auto store = test::make_test_store(backend, "shoal-bench");
+    f.dir = store.dir;
+    if (!store.skip.empty() || !store.error.empty()) {
+        f.error = !store.skip.empty() ? "PostgreSQL: " + store.skip : store.error;
+        return f;
     }
+    const std::string& url = store.url;
     open_options o;
     o.cheap_password_hash = true;
     auto r = open_repository(url, o);

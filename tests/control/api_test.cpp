@@ -71,20 +71,13 @@ struct reply {
 class api_test : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
-        if (GetParam() == "sqlite") {
-            char templ[] = "/tmp/shoal-api-XXXXXX";
-            ASSERT_NE(mkdtemp(templ), nullptr);
-            _dir = templ;
-            _url = "sqlite://" + _dir + "/shoal.db";
-        } else {
-            if (auto why = test::pg_unavailable_reason(); !why.empty()) {
-                GTEST_SKIP() << "PostgreSQL: " << why;
-            }
-            test::pg_cluster* pg = test::shared_pg();
-            ASSERT_NE(pg, nullptr) << "the PostgreSQL test cluster did not start";
-            _url = pg->create_database();
-            ASSERT_FALSE(_url.empty()) << pg->last_error();
+        auto store = test::make_test_store(GetParam(), "shoal-api");
+        if (!store.skip.empty()) {
+            GTEST_SKIP() << "PostgreSQL: " << store.skip;
         }
+        ASSERT_TRUE(store.error.empty()) << store.error;
+        _dir = store.dir;
+        _url = store.url;
         store::open_options o;
         o.cheap_password_hash = true;
         auto r = store::open_repository(_url, o);

@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -199,6 +201,33 @@ pg_cluster* shared_pg() {
         }
     }
     return cluster.get();
+}
+
+test_store make_test_store(const std::string& backend, const char* dir_prefix) {
+    test_store t;
+    if (backend == "sqlite") {
+        std::string templ = fmt::format("/tmp/{}-XXXXXX", dir_prefix);
+        if (mkdtemp(templ.data()) == nullptr) {
+            t.error = fmt::format("mkdtemp {}: {}", templ, std::strerror(errno));
+            return t;
+        }
+        t.dir = templ;
+        t.url = "sqlite://" + t.dir + "/shoal.db";
+        return t;
+    }
+    if (t.skip = pg_unavailable_reason(); !t.skip.empty()) {
+        return t;
+    }
+    pg_cluster* pg = shared_pg();
+    if (pg == nullptr) {
+        t.error = "the PostgreSQL test cluster did not start";
+        return t;
+    }
+    t.url = pg->create_database();
+    if (t.url.empty()) {
+        t.error = pg->last_error();
+    }
+    return t;
 }
 
 }  // namespace shoal::test

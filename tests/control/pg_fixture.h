@@ -53,4 +53,15 @@ std::string pg_unavailable_reason();
 // pg_unavailable_reason() is not empty or the start failed (the reason says which).
 pg_cluster* shared_pg();
 
+// A fresh, empty store for one backend ("sqlite" or "postgresql"): a SQLite file in a new
+// temporary directory (`dir`, which the caller removes) or a new database on shared_pg().
+// `skip` says why PostgreSQL cannot run here; `error` why the set-up failed.
+struct test_store {
+    std::string url;
+    std::string dir;
+    std::string skip;
+    std::string error;
+};
+test_store make_test_store(const std::string& backend, const char* dir_prefix);
+
 }  // namespace shoal::test

@@ -131,20 +131,13 @@ TEST(model, cron_has_five_fields_in_range) {
 class store_test : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
-        if (GetParam() == "sqlite") {
-            char templ[] = "/tmp/shoal-store-XXXXXX";
-            ASSERT_NE(mkdtemp(templ), nullptr);
-            _dir = templ;
-            _url = "sqlite://" + _dir + "/shoal.db";
-        } else {
-            if (auto why = test::pg_unavailable_reason(); !why.empty()) {
-                GTEST_SKIP() << "PostgreSQL: " << why;
-            }
-            test::pg_cluster* pg = test::shared_pg();
-            ASSERT_NE(pg, nullptr) << "the PostgreSQL test cluster did not start";
-            _url = pg->create_database();
-            ASSERT_FALSE(_url.empty()) << pg->last_error();
+        auto store = test::make_test_store(GetParam(), "shoal-store");
+        if (!store.skip.empty()) {
+            GTEST_SKIP() << "PostgreSQL: " << store.skip;
         }
+        ASSERT_TRUE(store.error.empty()) << store.error;
+        _dir = store.dir;
+        _url = store.url;
         auto r = open_repository(_url, options());
         ASSERT_TRUE(r) << r.err().describe();
         repo = std::move(*r);
