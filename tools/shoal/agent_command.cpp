@@ -630,8 +630,10 @@ int run_agent(agent_options o) {
 
     agent::progress_reporter reporter(client);
     ctx.reporter = &reporter;
-    {
-        // In progress from now: a power cut leaves it so, and the next boot resumes.
+    if (kind != "multicast") {
+        // In progress from now: a power cut leaves it so, and the next boot resumes. (A
+        // multicast task's state is the session runner's: active when the PC asks for its
+        // session, in progress once the sender hears it.)
         agent::client_api first(client);
         auto r = first.progress({{"state", "in_progress"},
                                  {"message", fmt::format("{} started", kind)}});
