@@ -113,7 +113,8 @@ agent() {  # agent LOG [extra flags]; returns the agent's exit code
   local log=$1; shift
   set +e
   timeout 120 ip netns exec "$prefix-r1" "$shoal" agent --cmdline "$work/cmdline" --no-power \
-    --sys-root "$work/root" --dev-root "$work/dev" --server-wait 10s "$@" > "$work/$log" 2>&1
+    --sys-root "$work/root" --dev-root "$work/dev" --server-wait 10s --state-dir "$work/state" \
+    "$@" > "$work/$log" 2>&1
   local rc=$?
   set -e
   return $rc
@@ -231,7 +232,7 @@ printf 'kernel x shoal.server=http://10.77.0.99:8080 shoal.mac=%s shoal.mode=qui
 start=$(date +%s)
 set +e
 timeout 60 ip netns exec "$prefix-r1" "$shoal" agent --cmdline "$work/cmdline" --no-power \
-  --sys-root "$work/root" --server-wait 4s > "$work/down.log" 2>&1
+  --sys-root "$work/root" --server-wait 4s --state-dir "$work/state" > "$work/down.log" 2>&1
 rc=$?
 set -e
 secs=$(( $(date +%s) - start ))
@@ -240,5 +241,15 @@ grep -q "^shoal agent: cannot reach shoald at http://10.77.0.99:8080 after [0-9]
   { cat "$work/down.log"; fail "no clear message"; }
 [ "$secs" -lt 40 ] || fail "gave up after ${secs}s, not within its bound"
 ok "shoald unreachable: retried for its bound, then a clear console message and exit 4 (${secs}s)"
+# The next run that reaches shoald puts the note on the host's record.
+printf 'kernel x shoal.server=%s shoal.mac=%s shoal.mode=inventory\n' "$server" "$mac" > "$work/cmdline"
+agent again.log || { cat "$work/again.log"; fail "registration after the outage"; }
+api GET "/hosts/$host" | py "
+import json, sys
+h = json.load(sys.stdin)
+assert 'was unreachable after' in h['inventory']['agent']['note'], h['inventory']
+" || fail "the outage is not on the host's record"
+[ ! -e "$work/state/unreachable" ] || fail "the note was kept after it was delivered"
+ok "the next run that reached shoald put the outage on the host's record"
 
 echo "agent: $pass checks passed"
