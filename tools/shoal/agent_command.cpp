@@ -78,6 +78,8 @@ struct agent_options {
     std::string wait_task = "0s";      // poll /boot this long for a task
     std::string join_timeout = "15m";  // for the session to start
     unsigned attempts = 5;             // receiver runs (the first and resumes)
+    std::string throttle;              // tests: disk work no faster than this (per second)
+    double throttle_Bps = 0;
 };
 
 // A line for the person at the console (and the tests): "shoal agent: ...".
@@ -162,6 +164,8 @@ struct outcome {
 
 // What a task's runner gets.
 struct task_context {
+    task_context(const agent_options& o, agent::client_config c)
+        : options(o), client(std::move(c)) {}
     const agent_options& options;
     agent::client_config client;
     std::int64_t task_id = 0;
@@ -346,6 +350,7 @@ outcome run_disk_test(task_context& ctx) {
     progress_sink sink(*ctx.reporter);
     agent::disk_test_options o;
     o.cancel = ctx.reporter->cancel_flag();
+    o.throttle_Bps = ctx.options.throttle_Bps;
     o.on_progress = [&](const agent::disk_test_progress& p) {
         sink.update(p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
                                         static_cast<double>(p.bytes_total)
@@ -501,6 +506,14 @@ int run_agent(agent_options o) {
             return exit_usage;
         }
     }
+    if (!o.throttle.empty()) {
+        auto t = parse_size_bytes(o.throttle);
+        if (!t) {
+            say("--throttle: %s", t.err().describe().c_str());
+            return exit_usage;
+        }
+        o.throttle_Bps = static_cast<double>(*t);
+    }
     if (auto st = agent::validate_disk_rule(o.disk); !st) {
         say("%s", st.err().describe().c_str());
         return exit_usage;
@@ -613,7 +626,7 @@ int run_agent(agent_options o) {
         return finish(o, "none", exit_failed);
     }
 
-    task_context ctx{o, client};
+    task_context ctx(o, client);
     ctx.task_id = task_id;
     ctx.kind = kind;
     ctx.task = *taken;
@@ -753,6 +766,8 @@ void add_agent_command(CLI::App& app, command_set& commands) {
         ->capture_default_str();
     sub->add_option("--attempts", opts->attempts, "receiver runs, resumes included")
         ->capture_default_str();
+    sub->add_option("--throttle", opts->throttle,
+                    "tests: read disks for a disk test no faster than this per second (4M)");
     commands.add(sub, [opts] { return run_agent(*opts); });
 }
 
