@@ -157,7 +157,7 @@ t=$(new_task "{\"kind\":\"wipe_fast\",\"host_id\":$host,\"shutdown\":\"poweroff\
 cmdline_from_boot
 grep -q "shoal.task=$t " "$work/cmdline" && grep -q "shoal.kind=wipe_fast" "$work/cmdline" || fail "the boot script's task args: $(cat "$work/cmdline")"
 if agent refuse.log; then cat "$work/refuse.log"; fail "the agent guessed a disk"; fi
-grep -q "^shoal agent: disk choice: .*disk rule 'auto': 2 fixed disks; refusing to guess; candidates: .*/vda (virtio, 33.6 MB, no model, LAB-VDA-0001).*/nvme0n1 (nvme, 33.6 MB, QEMU NVMe Ctrl, NVME-SERIAL-7)" "$work/refuse.log" ||
+grep -q "^shoal agent: disk choice: .*disk rule 'auto': 2 fixed disks; refusing to guess; candidates: .*/nvme0n1 (nvme, 33.6 MB, QEMU NVMe Ctrl, NVME-SERIAL-7).*/sda (usb, 30.7 MB, no model, no serial) removable.*/vda (virtio, 33.6 MB, no model, LAB-VDA-0001)" "$work/refuse.log" ||
   { cat "$work/refuse.log"; fail "no refusal listing the candidates"; }
 grep -q "^shoal agent: leaving the PC on (--no-power: would power off)" "$work/refuse.log" || { cat "$work/refuse.log"; fail "end line"; }
 [ "$(task_field "$t" "t['state']")" = failed ] || fail "task $t is not failed"
