@@ -23,6 +23,7 @@
 #include <sstream>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -171,7 +172,8 @@ struct task_context {
     std::int64_t task_id = 0;
     std::string kind;
     json task;  // GET /client/task's answer
-    std::string target;  // the disk or file chosen
+    std::string target;  // the disk or file chosen (the first of targets)
+    std::vector<std::string> targets;  // an all-disks image: every fixed disk, by name
     bool resume = false;  // the task was in progress before this boot (a power cut)
     agent::progress_reporter* reporter = nullptr;
     std::int64_t join_timeout_ns = 0;
@@ -253,7 +255,7 @@ outcome run_multicast(task_context& ctx) {
         rc.receiver.receiver_id = static_cast<std::uint32_t>(ctx.task_id);
         rc.receiver.key = std::move(*skey);
         rc.receiver.memory_bytes_max = ctx.memory_bytes;
-        rc.targets = {ctx.target};
+        rc.targets = ctx.targets;
         rc.resume = resume;
         rc.image_name = session.value("image", "");
         rc.join_timeout_ns = ctx.join_timeout_ns;
@@ -641,27 +643,43 @@ int run_agent(agent_options o) {
         return exit_debug_shell;
     }
 
-    // 3. The disk, for the kinds that touch one: --target, else the rule, else auto.
-    bool needs_disk = kind != "inventory";
-    if (needs_disk) {
+    // 3. The disk, for the kinds that touch one: --target, else the rule, else auto. An
+    // image of every disk goes to (or comes from) every fixed disk, in name order.
+    const bool all_disks = taken->contains("image") && (*taken)["image"].is_object() &&
+                           (*taken)["image"].value("kind", "") == "multi_partition_all_disks";
+    std::vector<agent::disk_info> disks = inv ? inv->disks : std::vector<agent::disk_info>{};
+    auto refuse_disk = [&](const error& e) {
+        say("disk choice: %s; candidates: %s", e.describe().c_str(),
+            agent::candidates(disks).c_str());
+        outcome f;
+        f.message = e.describe();
+        (void)report_final(client, f);
+        say("task %lld failed: %s", static_cast<long long>(task_id), f.message.c_str());
+        return finish(o, shutdown == "reboot" ? "none" : shutdown, exit_failed);
+    };
+    if (kind != "inventory") {
         if (!o.target.empty()) {
-            ctx.target = o.target;
+            ctx.targets = {o.target};
+        } else if (all_disks && (kind == "capture" || kind == "deploy" || kind == "multicast")) {
+            for (const auto& d : disks) {
+                if (!d.removable && !d.read_only && d.size_bytes > 0) {
+                    ctx.targets.push_back(d.dev_path);
+                }
+            }
+            if (ctx.targets.empty()) {
+                return refuse_disk(error(errc::not_found,
+                                         "an image of every disk, and this PC has no fixed disk"));
+            }
         } else {
             std::string rule = o.disk.empty() ? t.value("disk", "auto") : o.disk;
-            std::vector<agent::disk_info> disks = inv ? inv->disks : std::vector<agent::disk_info>{};
             auto d = agent::choose_disk(disks, rule);
             if (!d) {
-                say("disk choice: %s; candidates: %s", d.err().describe().c_str(),
-                    agent::candidates(disks).c_str());
-                outcome f;
-                f.message = d.err().describe();
-                (void)report_final(client, f);
-                say("task %lld failed: %s", static_cast<long long>(task_id), f.message.c_str());
-                return finish(o, shutdown == "reboot" ? "none" : shutdown, exit_failed);
+                return refuse_disk(d.err());
             }
-            ctx.target = d->dev_path;
+            ctx.targets = {d->dev_path};
             log::info("disk: {}", agent::describe(*d));
         }
+        ctx.target = ctx.targets.front();
     }
     say("task %lld %s started on %s%s", static_cast<long long>(task_id), kind.c_str(),
         ctx.target.empty() ? "-" : ctx.target.c_str(), ctx.resume ? " (resuming)" : "");
