@@ -33,12 +33,14 @@
 #include "agent/disk_choice.h"
 #include "agent/disk_test.h"
 #include "agent/inventory.h"
+#include "agent/remote_image.h"
 #include "agent/wipe.h"
 #include "commands.h"
 #include "common/clock.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "deploy/run.h"
+#include "image/manifest.h"
 #include "ipxe/mac.h"
 #include "transfer_options.h"
 
@@ -396,6 +398,107 @@ outcome run_disk_test(task_context& ctx) {
     return out;
 }
 
+// The image's kind as the store names it, for the engine.
+result<image::image_kind> engine_kind(const std::string& store_kind) {
+    if (store_kind == "single_disk_resizable") {
+        return image::image_kind::single_disk_resizable;
+    }
+    if (store_kind == "multi_partition_single_disk") {
+        return image::image_kind::multi_partition_single_disk;
+    }
+    if (store_kind == "multi_partition_all_disks") {
+        return image::image_kind::multi_partition_all_disks;
+    }
+    if (store_kind == "raw") {
+        return image::image_kind::raw;
+    }
+    return error::format(errc::invalid_argument, 0, "image kind '{:.40}' is not one this agent knows",
+                         store_kind);
+}
+
+agent::remote_server image_server(const task_context& ctx) {
+    agent::remote_server s;
+    s.base_url = ctx.client.server;
+    s.task_key = ctx.client.key;
+    return s;
+}
+
+std::string image_name(const task_context& ctx) {
+    if (ctx.task.contains("image") && ctx.task["image"].is_object()) {
+        return ctx.task["image"].value("name", ctx.options.image);
+    }
+    return ctx.options.image;
+}
+
+outcome run_capture(task_context& ctx) {
+    progress_sink sink(*ctx.reporter);
+    outcome out;
+    std::string name = image_name(ctx);
+    std::string store_kind = ctx.task.contains("image") ? ctx.task["image"].value("kind", "")
+                                                        : std::string();
+    auto kind = engine_kind(store_kind.empty() ? "single_disk_resizable" : store_kind);
+    if (!kind) {
+        out.message = kind.err().describe();
+        return out;
+    }
+    agent::remote_capture_options o;
+    o.image = name;
+    o.kind = *kind;
+    o.disks = ctx.targets;
+    o.cancel = ctx.reporter->cancel_flag();
+    o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
+        sink.update(total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0,
+                    static_cast<std::int64_t>(done), static_cast<std::int64_t>(total),
+                    fmt::format("capturing {} to {}: {} of {}", ctx.target, name,
+                                agent::human_size(done), agent::human_size(total)));
+    };
+    auto started = time::monotonic_ns();
+    auto r = agent::capture_to_server(image_server(ctx), o);
+    out.seconds = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    if (!r) {
+        out.cancelled = r.err().code() == errc::cancelled;
+        out.message = r.err().describe();
+        return out;
+    }
+    out.complete = true;
+    out.bytes = static_cast<std::int64_t>(r->uploaded_bytes);
+    out.message = fmt::format("image {} captured from {} and published: {} uploaded in {:.1f} s",
+                              name, ctx.target, agent::human_size(r->uploaded_bytes), out.seconds);
+    return out;
+}
+
+outcome run_deploy(task_context& ctx) {
+    progress_sink sink(*ctx.reporter);
+    outcome out;
+    std::string name = image_name(ctx);
+    agent::remote_deploy_options o;
+    o.image = name;
+    o.targets = ctx.targets;
+    o.resume = ctx.resume;
+    o.cancel = ctx.reporter->cancel_flag();
+    o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
+        sink.update(total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0,
+                    static_cast<std::int64_t>(done), static_cast<std::int64_t>(total),
+                    fmt::format("deploying {} to {}: {} of {}", name, ctx.target,
+                                agent::human_size(done), agent::human_size(total)));
+    };
+    auto started = time::monotonic_ns();
+    auto r = agent::deploy_from_server(image_server(ctx), o);
+    out.seconds = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    if (!r) {
+        out.cancelled = r.err().code() == errc::cancelled;
+        out.message = r.err().describe();
+        return out;
+    }
+    out.complete = true;
+    out.bytes = static_cast<std::int64_t>(r->downloaded_bytes);
+    out.message = fmt::format("image {} written to {} and verified in {:.1f} s ({} fetched{})",
+                              name, ctx.target, out.seconds,
+                              agent::human_size(r->downloaded_bytes),
+                              ctx.resume ? ", resumed" : "");
+    return out;
+}
+
 // The final word to shoald, tried for as long as server_wait allows.
 status report_final(const agent::client_config& c, const outcome& o) {
     agent::client_api api(c);
@@ -701,6 +804,10 @@ int run_agent(agent_options o) {
     outcome result;
     if (kind == "multicast") {
         result = run_multicast(ctx);
+    } else if (kind == "capture") {
+        result = run_capture(ctx);
+    } else if (kind == "deploy") {
+        result = run_deploy(ctx);
     } else if (kind == "wipe_fast") {
         result = run_wipe(ctx, agent::wipe_mode::fast);
     } else if (kind == "wipe_normal") {
