@@ -111,7 +111,8 @@ cmdline_from_boot() {  # -> $work/cmdline
 agent() {  # agent LOG [extra flags]; returns the agent's exit code
   local log=$1; shift
   set +e
-  timeout 120 ip netns exec "$prefix-r1" "$shoal" agent --cmdline "$work/cmdline" --no-power \
+  # Through a pipe, which (like /proc/cmdline) has no size to stat.
+  timeout 120 ip netns exec "$prefix-r1" "$shoal" agent --cmdline <(cat "$work/cmdline") --no-power \
     --sys-root "$work/root" --dev-root "$work/dev" --server-wait 10s --state-dir "$work/state" \
     "$@" > "$work/$log" 2>&1
   local rc=$?

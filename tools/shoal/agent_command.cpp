@@ -579,13 +579,17 @@ status merge_cmdline(agent_options& o, const std::map<std::string, std::string>&
 
 int run_agent(agent_options o) {
     if (!o.cmdline_file.empty()) {
-        auto text = read_file(o.cmdline_file, agent::cmdline_bytes_max + 1);
-        if (!text) {
-            say("cannot read %s: %s", o.cmdline_file.c_str(), text.err().describe().c_str());
+        // Read until the end, not by the file's size: /proc/cmdline stats as 0 bytes.
+        std::FILE* f = std::fopen(o.cmdline_file.c_str(), "rb");
+        if (f == nullptr) {
+            say("cannot read %s: %s", o.cmdline_file.c_str(), std::strerror(errno));
             return exit_usage;
         }
-        auto params = agent::parse_cmdline(std::string_view(
-            reinterpret_cast<const char*>(text->data()), text->size()));
+        std::string text(agent::cmdline_bytes_max + 1, '\0');
+        std::size_t got = std::fread(text.data(), 1, text.size(), f);
+        std::fclose(f);
+        text.resize(got);
+        auto params = agent::parse_cmdline(text);
         if (!params) {
             say("%s", params.err().describe().c_str());
             return exit_usage;
