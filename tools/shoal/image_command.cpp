@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/http_store.h"
 #include "api_client.h"
 #include "commands.h"
 #include "common/clock.h"
@@ -41,6 +42,10 @@ struct image_options {
     std::uint32_t disk_index = 1;
     std::string size;
     bool json = false;
+    // capture/restore through shoald's /store/ routes instead of a local store.
+    std::string server;
+    std::string token;
+    std::string task_key;
 };
 
 int fail(const error& e) {
@@ -61,6 +66,42 @@ std::string when(std::uint64_t unix_s) {
     return buf;
 }
 
+// The store to write to or read from: shoald's (--server) or a local directory.
+struct opened_store {
+    std::unique_ptr<image::chunk_store> local;
+    std::unique_ptr<agent::http_store> remote;
+    image::chunk_sink& sink() { return local ? static_cast<image::chunk_sink&>(*local) : *remote; }
+    image::chunk_source& source() {
+        return local ? static_cast<image::chunk_source&>(*local) : *remote;
+    }
+};
+
+result<opened_store> open_store(const image_options& o, bool create) {
+    opened_store s;
+    if (!o.server.empty()) {
+        agent::http_store_config c;
+        c.base_url = o.server;
+        c.image = o.name;
+        c.token = o.token;
+        if (c.token.empty() && std::getenv("SHOAL_TOKEN") != nullptr) {
+            c.token = std::getenv("SHOAL_TOKEN");
+        }
+        c.task_key = o.task_key;
+        auto r = agent::http_store::open(std::move(c));
+        if (!r) {
+            return r.err();
+        }
+        s.remote = std::move(*r);
+        return s;
+    }
+    auto l = image::chunk_store::open(o.store, create);
+    if (!l) {
+        return l.err();
+    }
+    s.local = std::move(*l);
+    return s;
+}
+
 int run_capture(const image_options& o) {
     auto kind = image::parse_kind(o.type);
     if (!kind) {
@@ -74,7 +115,7 @@ int run_capture(const image_options& o) {
     if (!mode) {
         return fail(mode.err());
     }
-    auto store = image::chunk_store::open(o.store, true);
+    auto store = open_store(o, true);
     if (!store) {
         return fail(store.err());
     }
@@ -90,7 +131,7 @@ int run_capture(const image_options& o) {
     progress_printer printer(*mode, "capture " + o.name);
     c.on_progress = [&](std::uint64_t done, std::uint64_t total) { printer.update(done, total); };
     const std::int64_t start = time::monotonic_ns();
-    auto m = image::capture_image(**store, o.name, c);
+    auto m = image::capture_image(store->sink(), o.name, c);
     if (!m) {
         printer.finish(0, 0);
         return fail(m.err());
@@ -119,11 +160,11 @@ int restore_to(const image_options& o, std::vector<std::string> targets, std::ui
     if (!mode) {
         return fail(mode.err());
     }
-    auto store = image::chunk_store::open(o.store, false);
+    auto store = open_store(o, false);
     if (!store) {
         return fail(store.err());
     }
-    auto m = (*store)->load(o.name);
+    auto m = store->source().load(o.name);
     if (!m) {
         return fail(m.err());
     }
@@ -153,7 +194,7 @@ int restore_to(const image_options& o, std::vector<std::string> targets, std::ui
     progress_printer printer(*mode, std::string(verb) + " " + o.name);
     r.on_progress = [&](std::uint64_t done, std::uint64_t total) { printer.update(done, total); };
     const std::int64_t start = time::monotonic_ns();
-    auto sum = image::restore_image(**store, view, r);
+    auto sum = image::restore_image(store->source(), view, r);
     if (!sum) {
         printer.finish(0, view.used_bytes());
         return fail(sum.err());
@@ -437,6 +478,14 @@ void add_image_command(CLI::App& app, command_set& commands) {
         ->capture_default_str();
     capture->add_option("--level", o->level, "zstd level")->capture_default_str();
     capture->add_option("--description", o->description, "free text kept with the image");
+    auto remote = [&](CLI::App* sub, const char* what) {
+        sub->add_option("--server", o->server,
+                        fmt::format("{} shoald's store over HTTP (its URL) instead of --store",
+                                    what));
+        sub->add_option("--token", o->token, "with --server: API token (default $SHOAL_TOKEN)");
+        sub->add_option("--task-key", o->task_key, "with --server: a task's key instead");
+    };
+    remote(capture, "capture into");
 
     auto* restore =
         image->add_subcommand("restore", "restore an image onto disks (devices or files)");
@@ -446,6 +495,7 @@ void add_image_command(CLI::App& app, command_set& commands) {
         ->required();
     restore->add_flag("--resume", o->resume,
                       "keep what is already on the target and verified by hash");
+    remote(restore, "restore from");
 
     auto* exp = image->add_subcommand("export", "write one disk of an image to a raw disk file");
     common(exp);
