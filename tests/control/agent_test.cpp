@@ -11,16 +11,22 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include <curl/curl.h>
 #include <gtest/gtest.h>
 
+#include "agent/client_api.h"
 #include "agent/cmdline.h"
 #include "agent/disk_choice.h"
 #include "agent/disk_test.h"
 #include "agent/inventory.h"
 #include "agent/wipe.h"
+#include "common/clock.h"
+#include "http/server.h"
 
 namespace fs = std::filesystem;
 using namespace shoal;
@@ -526,4 +532,99 @@ TEST(disk_test, reports_exactly_the_unreadable_sectors_of_a_device) {
     EXPECT_EQ(r->bad[1].offset_bytes, 30001u * 512);
     EXPECT_EQ(r->bad[1].size_bytes, 512u);
     EXPECT_EQ(r->bad_bytes, 41u * 512);
+}
+
+// ---- the /client/* client, against a real HTTP server on 127.0.0.1 ----
+
+
+namespace {
+
+struct fake_shoald {
+    std::atomic<int> unavailable_left{0};  // answer 503 this many times first
+    std::atomic<int> calls{0};
+    std::unique_ptr<http::server> server;
+    std::string last_key;
+    std::mutex mutex;
+
+    void start() {
+        http::router routes;
+        routes.add(http::method::post, "/client/progress", [this](const http::request& r) {
+            ++calls;
+            {
+                std::lock_guard l(mutex);
+                last_key = std::string(r.header("X-Shoal-Task-Key").value_or(""));
+            }
+            if (unavailable_left.fetch_sub(1) > 0) {
+                return http::response::error(503, "restarting");
+            }
+            if (r.header("X-Shoal-Task-Key").value_or("") == "cancelled-key") {
+                return http::response::error(403, "task 7 is cancelled: nothing more to do");
+            }
+            return http::response::json(200, {{"id", 7}, {"state", "in_progress"}});
+        });
+        http::server_config c;
+        c.address = "127.0.0.1";
+        c.port = 0;
+        c.threads = 2;
+        auto s = http::server::start(c, std::move(routes));
+        ASSERT_TRUE(s) << s.err().describe();
+        server = std::move(*s);
+    }
+    std::string url() const { return fmt::format("http://127.0.0.1:{}", server->port()); }
+};
+
+}  // namespace
+
+TEST(client_api, retries_while_shoald_answers_5xx_then_succeeds) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    fake_shoald f;
+    f.start();
+    f.unavailable_left = 2;
+    client_api api({.server = f.url() + "/", .key = "k1", .server_wait_ns = 10 * time::ns_per_s,
+                    .retry_pause_ns = 50'000'000});
+    auto r = api.progress({{"state", "in_progress"}});
+    ASSERT_TRUE(r) << r.err().describe();
+    EXPECT_EQ((*r)["state"], "in_progress");
+    EXPECT_EQ(api.attempts(), 3u);
+    EXPECT_EQ(f.calls.load(), 3);
+    std::lock_guard l(f.mutex);
+    EXPECT_EQ(f.last_key, "k1");
+}
+
+TEST(client_api, a_refused_report_means_cancelled_at_once) {
+    fake_shoald f;
+    f.start();
+    client_api api({.server = f.url(), .key = "cancelled-key", .server_wait_ns = 10 * time::ns_per_s,
+                    .retry_pause_ns = 50'000'000});
+    auto r = api.progress({{"state", "in_progress"}});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.err().code(), errc::cancelled);
+    EXPECT_NE(r.err().describe().find("cancelled"), std::string::npos);
+    EXPECT_EQ(api.attempts(), 1u);  // a 4xx is final
+
+    // The reporter turns the same refusal into its cancel flag within about a second.
+    progress_reporter rep({.server = f.url(), .key = "cancelled-key"});
+    rep.update({{"state", "in_progress"}, {"percent", 10.0}});
+    auto deadline = time::deadline::after_ns(5 * time::ns_per_s);
+    while (!rep.cancelled() && !deadline.expired()) {
+        time::sleep_for_ns(20'000'000);
+    }
+    EXPECT_TRUE(rep.cancelled());
+    EXPECT_TRUE(rep.cancel_flag()->load());
+}
+
+TEST(client_api, gives_up_on_an_unreachable_shoald_within_its_bound) {
+    // A port nothing listens on: connections are refused at once.
+    fake_shoald f;
+    f.start();
+    std::string url = f.url();
+    f.server.reset();
+    client_api api({.server = url, .server_wait_ns = 600'000'000, .retry_pause_ns = 100'000'000});
+    auto started = time::monotonic_ns();
+    auto r = api.register_host("52:54:00:00:00:01", "", nlohmann::json::object());
+    double secs = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.err().code(), errc::peer_gone);
+    EXPECT_GE(api.attempts(), 2u);  // tried again before giving up
+    EXPECT_LT(secs, 5.0);
 }
