@@ -224,6 +224,19 @@ done_bytes=$(task_field "$t" "t['progress']['bytes_done']")
 [ "$done_bytes" -lt $((32 * mib)) ] || fail "the cancelled test read the whole disk"
 ok "a disk test on a slow disk, cancelled through the API after $done_bytes bytes: the agent stopped and said so"
 
+# --- inventory and debug tasks
+t=$(new_task "{\"kind\":\"inventory\",\"host_id\":$host}") || fail "task"
+cmdline_from_boot
+agent inv.log || { cat "$work/inv.log"; fail "inventory task"; }
+grep -q "^shoal agent: task $t complete: inventory sent: 2 CPUs, 4.1 GB of memory, 3 disks" "$work/inv.log" || { cat "$work/inv.log"; fail "inventory line"; }
+[ "$(task_field "$t" "t['state']")" = complete ] || fail "task $t"
+t=$(new_task "{\"kind\":\"debug\",\"host_id\":$host}") || fail "task"
+cmdline_from_boot
+if agent debug.log; then rc=0; else rc=$?; fi
+[ $rc = 5 ] || { cat "$work/debug.log"; fail "a debug task exited $rc, not 5 (open a shell)"; }
+[ "$(task_field "$t" "t['state']")" = complete ] || fail "task $t"
+ok "inventory task complete with its summary; debug task complete, exit 5 for the client OS's shell"
+
 # --- 6. capture and unicast deploy over HTTP (the "remote" part's /store routes)
 probe=$(hcurl -s -o /dev/null -w '%{http_code}' "$server/store/images/none/manifest" || true)
 if [ "$probe" = 404 ] && hcurl -s "$server/store/images/none/manifest" | grep -q "nothing at"; then
