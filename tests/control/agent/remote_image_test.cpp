@@ -319,6 +319,17 @@ TEST_F(remote_image_test, capture_then_deploy_round_trips_an_ext4_disk) {
     // An API token works too (any role reads).
     auto by_token = agent::deploy_from_server(server({}, viewer_token), d);
     EXPECT_TRUE(by_token) << by_token.err().describe();
+
+    // A disk smaller than the image needs: refused before a byte is written.
+    const std::string small = dir + "/small.img";
+    ASSERT_EQ(sh(fmt::format("head -c 16M /dev/zero | tr '\\0' 'z' > {}", small)), 0);
+    d.targets = {small};
+    d.resume = false;
+    auto too_small = agent::deploy_from_server(server(deploy_key), d);
+    ASSERT_FALSE(too_small);
+    EXPECT_EQ(too_small.err().code(), errc::no_space) << too_small.err().describe();
+    EXPECT_EQ(sh(fmt::format("test \"$(tr -d z < {} | wc -c)\" = 0", small)), 0)
+        << "bytes were written to a disk too small for the image";
 }
 
 TEST_F(remote_image_test, a_corrupt_or_oversized_chunk_is_refused_and_nothing_stored) {
