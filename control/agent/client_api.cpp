@@ -94,9 +94,8 @@ result<http_reply> client_api::request(const std::string& path,
             }
             return r.err();
         }
-        log::warn("shoald: {} (try {}); trying again", r ? fmt::format("HTTP {}", r->status)
-                                                         : r.err().describe(),
-                  _attempts);
+        log::warn("shoald: {} (try {}); trying again",
+                  r ? fmt::format("HTTP {}", r->status) : r.err().describe(), _attempts);
         time::sleep_for_ns(_config.retry_pause_ns);
     }
 }
@@ -127,8 +126,8 @@ result<json> client_api::task() {
         return error::format(errc::denied, 0, "shoald refused the task key: {:.150}", r->body);
     }
     if (r->status != 200) {
-        return error::format(errc::invalid_argument, 0, "/client/task: HTTP {} {:.120}",
-                             r->status, r->body);
+        return error::format(errc::invalid_argument, 0, "/client/task: HTTP {} {:.120}", r->status,
+                             r->body);
     }
     return parse_reply(*r, "/client/task");
 }
@@ -148,11 +147,12 @@ result<json> client_api::progress(const json& doc) {
     return parse_reply(*r, "/client/progress");
 }
 
-progress_reporter::progress_reporter(client_config c) : _api([&] {
-    // A report is worth little once late: a short wait, the next one comes anyway.
-    c.server_wait_ns = 0;
-    return c;
-}()) {
+progress_reporter::progress_reporter(client_config c)
+    : _api([&] {
+          // A report is worth little once late: a short wait, the next one comes anyway.
+          c.server_wait_ns = 0;
+          return c;
+      }()) {
     _thread = std::thread([this] { loop(); });
 }
 

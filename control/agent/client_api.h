@@ -24,8 +24,8 @@ struct http_reply {
 };
 
 struct client_config {
-    std::string server;  // http://10.77.0.1[:port], no trailing slash
-    std::string key;     // X-Shoal-Task-Key; empty for registration
+    std::string server;                             // http://10.77.0.1[:port], no trailing slash
+    std::string key;                                // X-Shoal-Task-Key; empty for registration
     std::int64_t server_wait_ns = 300'000'000'000;  // give up on an unreachable shoald
     std::int64_t retry_pause_ns = 2'000'000'000;
     std::int64_t request_timeout_ms = 30'000;

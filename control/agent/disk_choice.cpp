@@ -80,8 +80,8 @@ status validate_disk_rule(std::string_view rule) {
     bool good = !name.empty() && name.size() <= 128;
     for (char c : name) {
         good = good && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-                        c == ':' || (c == '/' && rule.starts_with("/dev/")));
+                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':' ||
+                        (c == '/' && rule.starts_with("/dev/")));
     }
     if (!good || name.find("..") != std::string_view::npos) {
         return error::format(errc::invalid_argument, 0,
@@ -122,9 +122,8 @@ result<disk_info> choose_disk(const std::vector<disk_info>& disks, std::string_v
             if (!fixed(d)) {
                 continue;
             }
-            if (best == nullptr ||
-                (rule == "largest" ? d.size_bytes > best->size_bytes
-                                   : d.size_bytes < best->size_bytes)) {
+            if (best == nullptr || (rule == "largest" ? d.size_bytes > best->size_bytes
+                                                      : d.size_bytes < best->size_bytes)) {
                 best = &d;
                 tie = false;
             } else if (d.size_bytes == best->size_bytes) {

@@ -225,10 +225,10 @@ result<inventory> read_inventory(const std::string& root, const std::string& dev
     }
     std::sort(inv.nics.begin(), inv.nics.end(),
               [](const nic_info& a, const nic_info& b) { return a.name < b.name; });
-    for (const char* key : {"sys_vendor", "product_name", "product_version", "product_serial",
-                            "product_uuid", "board_vendor", "board_name", "board_serial",
-                            "chassis_serial", "chassis_asset_tag", "bios_vendor",
-                            "bios_version", "bios_date"}) {
+    for (const char* key :
+         {"sys_vendor", "product_name", "product_version", "product_serial", "product_uuid",
+          "board_vendor", "board_name", "board_serial", "chassis_serial", "chassis_asset_tag",
+          "bios_vendor", "bios_version", "bios_date"}) {
         std::string v = read_attr(r / "sys" / "class" / "dmi" / "id" / key);
         if (!v.empty()) {
             inv.dmi[key] = v;

@@ -16,8 +16,8 @@
 namespace shoal::agent {
 
 struct disk_info {
-    std::string name;       // sda, nvme0n1, vda
-    std::string dev_path;   // /dev/sda (under the dev root the caller gave)
+    std::string name;      // sda, nvme0n1, vda
+    std::string dev_path;  // /dev/sda (under the dev root the caller gave)
     std::uint64_t size_bytes = 0;
     std::string model;
     std::string serial;
@@ -39,8 +39,8 @@ struct inventory {
     std::string cpu_model;
     std::uint32_t cpu_count = 0;  // logical CPUs (processor entries)
     std::uint64_t memory_bytes = 0;
-    std::vector<disk_info> disks;  // sorted by name
-    std::vector<nic_info> nics;    // sorted by name
+    std::vector<disk_info> disks;            // sorted by name
+    std::vector<nic_info> nics;              // sorted by name
     std::map<std::string, std::string> dmi;  // sys_vendor, product_name, product_serial, ...
 };
 

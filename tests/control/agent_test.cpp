@@ -147,12 +147,12 @@ TEST(cmdline, quotes_keep_blanks_and_the_last_word_wins) {
 }
 
 TEST(cmdline, refuses_hostile_input) {
-    for (std::string bad : {std::string("shoal.Server=x"), std::string("shoal.=x"),
-                            std::string("shoal.a/b=x"), std::string("shoal.key=\"open"),
-                            std::string("shoal.key=a\x01"
-                                        "b"),
-                            std::string("shoal.key=") + std::string(600, 'a'),
-                            std::string(9000, ' ')}) {
+    for (std::string bad :
+         {std::string("shoal.Server=x"), std::string("shoal.=x"), std::string("shoal.a/b=x"),
+          std::string("shoal.key=\"open"),
+          std::string("shoal.key=a\x01"
+                      "b"),
+          std::string("shoal.key=") + std::string(600, 'a'), std::string(9000, ' ')}) {
         auto p = parse_cmdline(bad);
         EXPECT_FALSE(p) << bad.substr(0, 40);
         if (!p) {
@@ -250,9 +250,9 @@ TEST_F(disk_choice_test, auto_refuses_two_fixed_disks_and_names_every_candidate)
     EXPECT_NE(d.err().describe().find("2 fixed disks"), std::string::npos) << d.err().describe();
     EXPECT_NE(d.err().describe().find("refusing to guess"), std::string::npos);
     std::string list = candidates(disks);
-    for (const char* part : {"/dev/nvme0n1 (nvme, 512.1 GB", "S4EVNX0N123456",
-                             "/dev/sda (sata, 1.0 TB, ST1000DM010-2EP1, Z9A0B1C2)",
-                             "/dev/sdb (usb", "removable"}) {
+    for (const char* part :
+         {"/dev/nvme0n1 (nvme, 512.1 GB", "S4EVNX0N123456",
+          "/dev/sda (sata, 1.0 TB, ST1000DM010-2EP1, Z9A0B1C2)", "/dev/sdb (usb", "removable"}) {
         EXPECT_NE(list.find(part), std::string::npos) << part << " not in " << list;
     }
     EXPECT_FALSE(choose_disk(disks, ""));  // empty is auto
@@ -262,10 +262,9 @@ TEST_F(disk_choice_test, rules_pick_the_disk_they_name) {
     struct {
         const char* rule;
         const char* name;
-    } cases[] = {{"nvme", "nvme0n1"},          {"sata", "sda"},
-                 {"usb", "sdb"},               {"largest", "sda"},
-                 {"smallest", "nvme0n1"},      {"serial:Z9A0B1C2", "sda"},
-                 {"/dev/nvme0n1", "nvme0n1"},  {"sdb", "sdb"}};
+    } cases[] = {{"nvme", "nvme0n1"},         {"sata", "sda"},         {"usb", "sdb"},
+                 {"largest", "sda"},          {"smallest", "nvme0n1"}, {"serial:Z9A0B1C2", "sda"},
+                 {"/dev/nvme0n1", "nvme0n1"}, {"sdb", "sdb"}};
     for (const auto& c : cases) {
         auto d = choose_disk(disks, c.rule);
         ASSERT_TRUE(d) << c.rule << ": " << d.err().describe();
@@ -334,9 +333,10 @@ fs::path make_disk(const fs::path& dir) {
             out.write(block.data(), static_cast<std::streamsize>(block.size()));
         }
     }
-    std::string cmd = "printf 'label: gpt\\nstart=2048, size=40960\\nstart=43008, size=61440\\n' "
-                      "| sfdisk -q " +
-                      p.string() + " >/dev/null 2>&1";
+    std::string cmd =
+        "printf 'label: gpt\\nstart=2048, size=40960\\nstart=43008, size=61440\\n' "
+        "| sfdisk -q " +
+        p.string() + " >/dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) {
         return {};
     }
@@ -536,7 +536,6 @@ TEST(disk_test, reports_exactly_the_unreadable_sectors_of_a_device) {
 
 // ---- the /client/* client, against a real HTTP server on 127.0.0.1 ----
 
-
 namespace {
 
 struct fake_shoald {
@@ -580,7 +579,9 @@ TEST(client_api, retries_while_shoald_answers_5xx_then_succeeds) {
     fake_shoald f;
     f.start();
     f.unavailable_left = 2;
-    client_api api({.server = f.url() + "/", .key = "k1", .server_wait_ns = 10 * time::ns_per_s,
+    client_api api({.server = f.url() + "/",
+                    .key = "k1",
+                    .server_wait_ns = 10 * time::ns_per_s,
                     .retry_pause_ns = 50'000'000});
     auto r = api.progress({{"state", "in_progress"}});
     ASSERT_TRUE(r) << r.err().describe();
@@ -594,7 +595,9 @@ TEST(client_api, retries_while_shoald_answers_5xx_then_succeeds) {
 TEST(client_api, a_refused_report_means_cancelled_at_once) {
     fake_shoald f;
     f.start();
-    client_api api({.server = f.url(), .key = "cancelled-key", .server_wait_ns = 10 * time::ns_per_s,
+    client_api api({.server = f.url(),
+                    .key = "cancelled-key",
+                    .server_wait_ns = 10 * time::ns_per_s,
                     .retry_pause_ns = 50'000'000});
     auto r = api.progress({{"state", "in_progress"}});
     ASSERT_FALSE(r);

@@ -19,9 +19,9 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <sstream>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -173,10 +173,10 @@ struct task_context {
     agent::client_config client;
     std::int64_t task_id = 0;
     std::string kind;
-    json task;  // GET /client/task's answer
-    std::string target;  // the disk or file chosen (the first of targets)
+    json task;                         // GET /client/task's answer
+    std::string target;                // the disk or file chosen (the first of targets)
     std::vector<std::string> targets;  // an all-disks image: every fixed disk, by name
-    bool resume = false;  // the task was in progress before this boot (a power cut)
+    bool resume = false;               // the task was in progress before this boot (a power cut)
     agent::progress_reporter* reporter = nullptr;
     std::int64_t join_timeout_ns = 0;
     std::uint64_t memory_bytes = 0;
@@ -188,8 +188,8 @@ public:
     explicit progress_sink(agent::progress_reporter& r) : _reporter(r) {}
     void update(double percent, std::int64_t done, std::int64_t total, std::string message) {
         double secs = static_cast<double>(time::monotonic_ns() - _started_ns) / 1e9;
-        std::int64_t rate = secs > 0 ? static_cast<std::int64_t>(static_cast<double>(done) / secs)
-                                     : 0;
+        std::int64_t rate =
+            secs > 0 ? static_cast<std::int64_t>(static_cast<double>(done) / secs) : 0;
         _reporter.update({{"state", "in_progress"},
                           {"percent", std::min(percent, 100.0)},
                           {"bytes_done", done},
@@ -275,8 +275,7 @@ outcome run_multicast(task_context& ctx) {
                 p.chunk_count > 0 ? p.total_bytes * p.chunks_written / p.chunk_count : 0;
             sink.update(100.0 * p.chunks_written / std::max<std::uint32_t>(p.chunk_count, 1),
                         static_cast<std::int64_t>(done), static_cast<std::int64_t>(p.total_bytes),
-                        fmt::format("receiving, {} of {} chunks", p.chunks_written,
-                                    p.chunk_count));
+                        fmt::format("receiving, {} of {} chunks", p.chunks_written, p.chunk_count));
         };
         log::info("joining session {} on {}:{} (attempt {}{})", session.value("session_id", 0),
                   session["group"].get<std::string>(), rc.udp.port, attempt,
@@ -291,8 +290,8 @@ outcome run_multicast(task_context& ctx) {
             out.complete = true;
             out.bytes = static_cast<std::int64_t>(r->stats.bytes_written);
             out.seconds = r->seconds;
-            out.message = fmt::format("image {} written and verified in {:.1f} s", r->image_name,
-                                      r->seconds);
+            out.message =
+                fmt::format("image {} written and verified in {:.1f} s", r->image_name, r->seconds);
             return out;
         }
         out.message = r ? (r->failure ? r->failure->describe() : "the session ended incomplete")
@@ -316,13 +315,13 @@ outcome run_wipe(task_context& ctx, agent::wipe_mode mode) {
     o.mode = mode;
     o.cancel = ctx.reporter->cancel_flag();
     o.on_progress = [&](const agent::wipe_progress& p) {
-        sink.update(p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
-                                        static_cast<double>(p.bytes_total)
-                                  : 100.0,
-                    static_cast<std::int64_t>(p.bytes_done),
-                    static_cast<std::int64_t>(p.bytes_total),
-                    fmt::format("wiping {}: {} of {}", ctx.target, agent::human_size(p.bytes_done),
-                                agent::human_size(p.bytes_total)));
+        sink.update(
+            p.bytes_total
+                ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total)
+                : 100.0,
+            static_cast<std::int64_t>(p.bytes_done), static_cast<std::int64_t>(p.bytes_total),
+            fmt::format("wiping {}: {} of {}", ctx.target, agent::human_size(p.bytes_done),
+                        agent::human_size(p.bytes_total)));
     };
     auto started = time::monotonic_ns();
     auto r = agent::wipe_disk(ctx.target, o);
@@ -335,18 +334,19 @@ outcome run_wipe(task_context& ctx, agent::wipe_mode mode) {
     out.bytes = static_cast<std::int64_t>(r->bytes_written);
     if (r->cancelled) {
         out.cancelled = true;
-        out.message = fmt::format("cancelled after {} of {} zeroed", agent::human_size(r->bytes_written),
-                                  agent::human_size(r->disk_size_bytes));
+        out.message =
+            fmt::format("cancelled after {} of {} zeroed", agent::human_size(r->bytes_written),
+                        agent::human_size(r->disk_size_bytes));
         return out;
     }
     out.complete = true;
-    out.message = fmt::format("{} wiped ({}): {} of zeros{} in {:.1f} s", ctx.target, ctx.kind,
-                              agent::human_size(r->bytes_written),
-                              mode == agent::wipe_mode::normal
-                                  ? fmt::format(", {} partitions' heads and tails",
-                                                r->partitions_wiped)
-                                  : "",
-                              out.seconds);
+    out.message =
+        fmt::format("{} wiped ({}): {} of zeros{} in {:.1f} s", ctx.target, ctx.kind,
+                    agent::human_size(r->bytes_written),
+                    mode == agent::wipe_mode::normal
+                        ? fmt::format(", {} partitions' heads and tails", r->partitions_wiped)
+                        : "",
+                    out.seconds);
     return out;
 }
 
@@ -356,14 +356,14 @@ outcome run_disk_test(task_context& ctx) {
     o.cancel = ctx.reporter->cancel_flag();
     o.throttle_Bps = ctx.options.throttle_Bps;
     o.on_progress = [&](const agent::disk_test_progress& p) {
-        sink.update(p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
-                                        static_cast<double>(p.bytes_total)
-                                  : 100.0,
-                    static_cast<std::int64_t>(p.bytes_done),
-                    static_cast<std::int64_t>(p.bytes_total),
-                    fmt::format("reading {}: {} of {}, {} unreadable", ctx.target,
-                                agent::human_size(p.bytes_done), agent::human_size(p.bytes_total),
-                                p.bad_bytes));
+        sink.update(
+            p.bytes_total
+                ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total)
+                : 100.0,
+            static_cast<std::int64_t>(p.bytes_done), static_cast<std::int64_t>(p.bytes_total),
+            fmt::format("reading {}: {} of {}, {} unreadable", ctx.target,
+                        agent::human_size(p.bytes_done), agent::human_size(p.bytes_total),
+                        p.bad_bytes));
     };
     auto started = time::monotonic_ns();
     auto r = agent::test_disk(ctx.target, o);
@@ -393,8 +393,8 @@ outcome run_disk_test(task_context& ctx) {
     }
     out.message = fmt::format("{}: {} bytes unreadable in {} ranges{} ({}{}); replace the disk",
                               ctx.target, r->bad_bytes, r->bad.size(),
-                              r->stopped_at_limit ? " (the test stopped at its limit)" : "",
-                              ranges, r->bad.size() > 8 ? ", ..." : "");
+                              r->stopped_at_limit ? " (the test stopped at its limit)" : "", ranges,
+                              r->bad.size() > 8 ? ", ..." : "");
     return out;
 }
 
@@ -412,8 +412,8 @@ result<image::image_kind> engine_kind(const std::string& store_kind) {
     if (store_kind == "raw") {
         return image::image_kind::raw;
     }
-    return error::format(errc::invalid_argument, 0, "image kind '{:.40}' is not one this agent knows",
-                         store_kind);
+    return error::format(errc::invalid_argument, 0,
+                         "image kind '{:.40}' is not one this agent knows", store_kind);
 }
 
 agent::remote_server image_server(const task_context& ctx) {
@@ -434,8 +434,8 @@ outcome run_capture(task_context& ctx) {
     progress_sink sink(*ctx.reporter);
     outcome out;
     std::string name = image_name(ctx);
-    std::string store_kind = ctx.task.contains("image") ? ctx.task["image"].value("kind", "")
-                                                        : std::string();
+    std::string store_kind =
+        ctx.task.contains("image") ? ctx.task["image"].value("kind", "") : std::string();
     auto kind = engine_kind(store_kind.empty() ? "single_disk_resizable" : store_kind);
     if (!kind) {
         out.message = kind.err().describe();
@@ -493,8 +493,7 @@ outcome run_deploy(task_context& ctx) {
     out.complete = true;
     out.bytes = static_cast<std::int64_t>(r->downloaded_bytes);
     out.message = fmt::format("image {} written to {} and verified in {:.1f} s ({} fetched{})",
-                              name, ctx.target, out.seconds,
-                              agent::human_size(r->downloaded_bytes),
+                              name, ctx.target, out.seconds, agent::human_size(r->downloaded_bytes),
                               ctx.resume ? ", resumed" : "");
     return out;
 }
@@ -507,9 +506,8 @@ status report_final(const agent::client_config& c, const outcome& o) {
         doc["percent"] = 100.0;
         doc["bytes_done"] = o.bytes;
         doc["bytes_total"] = o.bytes;
-        doc["rate_Bps"] = o.seconds > 0
-                              ? static_cast<std::int64_t>(static_cast<double>(o.bytes) / o.seconds)
-                              : 0;
+        doc["rate_Bps"] =
+            o.seconds > 0 ? static_cast<std::int64_t>(static_cast<double>(o.bytes) / o.seconds) : 0;
     }
     auto r = api.progress(doc);
     if (!r) {
@@ -542,13 +540,13 @@ int finish(const agent_options& o, const std::string& shutdown, int code) {
 // record (the agent may be run again by /init after exit 4, when shoald is back).
 std::string unreachable_note_path(const agent_options& o) { return o.state_dir + "/unreachable"; }
 
-void say_unreachable(const agent_options& o, const agent::client_config& c,
-                     std::uint32_t attempts, const error& e) {
-    std::string note = fmt::format("shoald at {} was unreachable after {} tries over {:.0f} s "
-                                   "(at {} s since boot): {}",
-                                   c.server, attempts,
-                                   static_cast<double>(c.server_wait_ns) / 1e9,
-                                   time::monotonic_ns() / time::ns_per_s, e.describe());
+void say_unreachable(const agent_options& o, const agent::client_config& c, std::uint32_t attempts,
+                     const error& e) {
+    std::string note = fmt::format(
+        "shoald at {} was unreachable after {} tries over {:.0f} s "
+        "(at {} s since boot): {}",
+        c.server, attempts, static_cast<double>(c.server_wait_ns) / 1e9,
+        time::monotonic_ns() / time::ns_per_s, e.describe());
     ::mkdir(o.state_dir.c_str(), 0700);
     if (FILE* f = std::fopen(unreachable_note_path(o).c_str(), "w")) {
         std::fputs(note.c_str(), f);
@@ -562,11 +560,17 @@ void say_unreachable(const agent_options& o, const agent::client_config& c,
 
 // Fills each option not given on the command line from the kernel's shoal.* parameters.
 status merge_cmdline(agent_options& o, const std::map<std::string, std::string>& params) {
-    std::pair<std::string*, const char*> fields[] = {
-        {&o.server, "server"}, {&o.mac, "mac"},   {&o.task, "task"},
-        {&o.kind, "kind"},     {&o.key, "key"},   {&o.image, "image"},
-        {&o.shutdown, "shutdown"}, {&o.disk, "disk"}, {&o.mode, "mode"},
-        {&o.name, "name"},     {&o.interface_name, "interface"}};
+    std::pair<std::string*, const char*> fields[] = {{&o.server, "server"},
+                                                     {&o.mac, "mac"},
+                                                     {&o.task, "task"},
+                                                     {&o.kind, "kind"},
+                                                     {&o.key, "key"},
+                                                     {&o.image, "image"},
+                                                     {&o.shutdown, "shutdown"},
+                                                     {&o.disk, "disk"},
+                                                     {&o.mode, "mode"},
+                                                     {&o.name, "name"},
+                                                     {&o.interface_name, "interface"}};
     for (auto& [field, name] : fields) {
         if (field->empty()) {
             if (auto it = params.find(name); it != params.end()) {
@@ -606,10 +610,10 @@ int run_agent(agent_options o) {
     auto wait_task = parse_duration_ns(o.wait_task);
     auto join_timeout = parse_duration_ns(o.join_timeout);
     auto server_wait = parse_duration_ns(o.server_wait);
-    for (const error* e : {mac ? nullptr : &mac.err(), memory ? nullptr : &memory.err(),
-                           wait_task ? nullptr : &wait_task.err(),
-                           join_timeout ? nullptr : &join_timeout.err(),
-                           server_wait ? nullptr : &server_wait.err()}) {
+    for (const error* e :
+         {mac ? nullptr : &mac.err(), memory ? nullptr : &memory.err(),
+          wait_task ? nullptr : &wait_task.err(), join_timeout ? nullptr : &join_timeout.err(),
+          server_wait ? nullptr : &server_wait.err()}) {
         if (e != nullptr) {
             say("%s", e->describe().c_str());
             return exit_usage;
@@ -656,8 +660,8 @@ int run_agent(agent_options o) {
     }
     std::string note_path = unreachable_note_path(o);
     if (auto note = read_file(note_path, 4096)) {
-        inventory["agent"] = {{"note", std::string(reinterpret_cast<const char*>(note->data()),
-                                                   note->size())}};
+        inventory["agent"] = {
+            {"note", std::string(reinterpret_cast<const char*>(note->data()), note->size())}};
     }
     agent::client_api reg(client);
     auto registered = reg.register_host(mac_text, o.name, inventory);
@@ -666,15 +670,13 @@ int run_agent(agent_options o) {
             say_unreachable(o, client, reg.attempts(), registered.err());
             return exit_unreachable;
         }
-        say("registration at %s failed: %s", o.server.c_str(),
-            registered.err().describe().c_str());
+        say("registration at %s failed: %s", o.server.c_str(), registered.err().describe().c_str());
         return exit_failed;
     }
     if (inventory.contains("agent")) {
         ::unlink(note_path.c_str());  // on the host's record now
     }
-    say("registered %s as %s (host %lld)", mac_text.c_str(),
-        registered->value("name", "?").c_str(),
+    say("registered %s as %s (host %lld)", mac_text.c_str(), registered->value("name", "?").c_str(),
         static_cast<long long>(registered->value("id", std::int64_t{0})));
 
     // 2. The task: from the kernel command line, or polled from the boot script.
@@ -798,8 +800,8 @@ int run_agent(agent_options o) {
         // multicast task's state is the session runner's: active when the PC asks for its
         // session, in progress once the sender hears it.)
         agent::client_api first(client);
-        auto r = first.progress({{"state", "in_progress"},
-                                 {"message", fmt::format("{} started", kind)}});
+        auto r = first.progress(
+            {{"state", "in_progress"}, {"message", fmt::format("{} started", kind)}});
         if (!r && r.err().code() == errc::cancelled) {
             say("task %lld was cancelled on the server", static_cast<long long>(task_id));
             return finish(o, "none", exit_failed);
@@ -822,10 +824,10 @@ int run_agent(agent_options o) {
         result = run_disk_test(ctx);
     } else if (kind == "inventory") {
         result.complete = true;
-        result.message = fmt::format(
-            "inventory sent: {} CPUs, {} of memory, {} disks, {} NICs",
-            inv ? inv->cpu_count : 0, agent::human_size(inv ? inv->memory_bytes : 0),
-            inv ? inv->disks.size() : 0, inv ? inv->nics.size() : 0);
+        result.message =
+            fmt::format("inventory sent: {} CPUs, {} of memory, {} disks, {} NICs",
+                        inv ? inv->cpu_count : 0, agent::human_size(inv ? inv->memory_bytes : 0),
+                        inv ? inv->disks.size() : 0, inv ? inv->nics.size() : 0);
     } else {
         result.message = fmt::format("this agent cannot run {} tasks yet", kind);
     }
@@ -859,7 +861,8 @@ int run_agent(agent_options o) {
 void add_agent_command(CLI::App& app, command_set& commands) {
     auto opts = std::make_shared<agent_options>();
     auto* sub = app.add_subcommand(
-        "agent", "the client OS's agent: register this PC, run its task from shoald (docs/agent.md)");
+        "agent",
+        "the client OS's agent: register this PC, run its task from shoald (docs/agent.md)");
     sub->add_option("--cmdline", opts->cmdline_file,
                     "read shoal.* parameters from this file (/proc/cmdline)");
     sub->add_option("--server", opts->server, "shoald's base URL (http://10.77.0.1)");
