@@ -100,7 +100,7 @@ run_agents() {  # run_agents ROUND
     rm -f "$work/disk$i.$round"
     timeout 300 ip netns exec "$prefix-r$i" "$shoal" agent --server "$server" \
       --mac "52:54:00:00:01:0$i" --name "pc$i" --target "$work/disk$i.$round" --interface eth0 \
-      --memory 64M --wait-task 120s --join-timeout 180s \
+      --memory 64M --wait-task 120s --join-timeout 180s --no-power \
       > "$work/agent$i.$round.log" 2>&1 &
     agent_pids+=($!)
   done

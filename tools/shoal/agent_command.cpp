@@ -1,28 +1,40 @@
-// shoal agent: what the client OS runs for a multicast deploy task (issue 8 extends it into
-// the whole client-OS agent). It registers the PC, reads its task from the iPXE script as
-// the kernel command line would carry it (shoal.task=<id> shoal.key=<secret>), asks shoald
-// for the task and its session, joins the session with the engine's receiver (receiver id
-// = task id), posts progress about once a second, and reports complete only once the
-// receiver has verified every chunk, or failed with the reason.
+// shoal agent: what the client OS runs once its network is up (docs/agent.md). It reads the
+// shoal.* parameters of the kernel command line the iPXE script gave (--cmdline
+// /proc/cmdline; flags override them), registers the PC with its inventory, takes its task
+// (GET /client/task with the task's key), does it, reports progress about once a second,
+// reports complete only once the work is verified (or failed with the reason), and ends
+// the way the task says: reboot, power off, or nothing.
+//
+// Without shoal.task it does what the menu's mode asks (quickreg, fullreg, inventory:
+// register and end), or with --wait-task polls /boot?mac= for a task to appear (the way
+// tests start it without a kernel command line).
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <sys/reboot.h>
+#include <unistd.h>
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
+#include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <map>
-#include <mutex>
 #include <sstream>
+#include <cstring>
 #include <string>
-#include <thread>
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/client_api.h"
+#include "agent/cmdline.h"
+#include "agent/disk_choice.h"
+#include "agent/disk_test.h"
+#include "agent/inventory.h"
+#include "agent/wipe.h"
 #include "commands.h"
 #include "common/clock.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "deploy/run.h"
 #include "ipxe/mac.h"
@@ -34,60 +46,48 @@ namespace {
 
 using nlohmann::json;
 
+// Exit codes (docs/agent.md).
+constexpr int exit_done = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_no_task = 3;
+constexpr int exit_unreachable = 4;
+constexpr int exit_debug_shell = 5;
+
 struct agent_options {
+    std::string cmdline_file;
     std::string server;  // http://10.77.0.1:8080
     std::string mac;
+    std::string task;
+    std::string kind;
+    std::string key;
+    std::string image;
+    std::string shutdown;
+    std::string disk;
+    std::string mode;
+    std::string name;
     std::string target;
     std::string interface_name;
-    std::string name;
+    std::string sys_root = "/";
+    std::string dev_root = "/dev";
+    bool no_power = false;
+    std::string server_wait = "5m";
     std::string memory = "256M";
     std::string wait_task = "0s";      // poll /boot this long for a task
     std::string join_timeout = "15m";  // for the session to start
     unsigned attempts = 5;             // receiver runs (the first and resumes)
 };
 
-struct http_reply {
-    long status = 0;
-    std::string body;
-};
-
-std::size_t append(char* data, std::size_t size, std::size_t count, void* out) {
-    static_cast<std::string*>(out)->append(data, size * count);
-    return size * count;
-}
-
-// One request; `body` set means POST with JSON. Bounded by a 30 s timeout.
-result<http_reply> http(const std::string& url, const std::string& key,
-                        const std::optional<std::string>& body) {
-    CURL* c = curl_easy_init();
-    if (c == nullptr) {
-        return error(errc::io, "curl_easy_init failed");
-    }
-    http_reply reply;
-    curl_slist* headers = nullptr;
-    if (!key.empty()) {
-        headers = curl_slist_append(headers, ("X-Shoal-Task-Key: " + key).c_str());
-    }
-    if (body) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->c_str());
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        return error::format(errc::peer_gone, 0, "{}: {}", url, curl_easy_strerror(rc));
-    }
-    return reply;
+// A line for the person at the console (and the tests): "shoal agent: ...".
+void say(const char* format, ...) __attribute__((format(printf, 1, 2)));
+void say(const char* format, ...) {
+    std::va_list args;
+    va_start(args, format);
+    std::fputs("shoal agent: ", stdout);
+    std::vprintf(format, args);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    va_end(args);
 }
 
 // The interface's IPv4 address and prefix, "10.77.1.5/16" ("" if none): what shoald needs
@@ -118,22 +118,16 @@ std::string interface_cidr(const std::string& name) {
     return out;
 }
 
-// shoal.<name>=<value> arguments from the script's kernel line, as the kernel command line
-// would carry them.
-std::map<std::string, std::string> kernel_args(const std::string& script) {
+// shoal.<name>=<value> arguments from a boot script's kernel line.
+std::map<std::string, std::string> script_args(const std::string& script) {
     std::map<std::string, std::string> out;
     std::istringstream lines(script);
     std::string line;
     while (std::getline(lines, line)) {
-        if (line.rfind("kernel ", 0) != 0) {
-            continue;
-        }
-        std::istringstream words(line);
-        std::string w;
-        while (words >> w) {
-            if (w.rfind("shoal.", 0) == 0 && w.find('=') != std::string::npos) {
-                auto eq = w.find('=');
-                out[w.substr(6, eq - 6)] = w.substr(eq + 1);
+        if (line.rfind("kernel ", 0) == 0) {
+            auto args = agent::parse_cmdline(line);
+            if (args) {
+                out = std::move(*args);
             }
         }
     }
@@ -155,160 +149,68 @@ result<std::vector<std::byte>> key_from_hex(const std::string& hex) {
     return key;
 }
 
-// Progress goes to shoald from its own thread: the receiver's loop must not wait on HTTP.
-class progress_poster {
-public:
-    progress_poster(std::string url, std::string key) : _url(std::move(url)), _key(std::move(key)) {
-        _thread = std::thread([this] { loop(); });
-    }
-    ~progress_poster() {
-        {
-            std::lock_guard l(_mutex);
-            _stop = true;
-        }
-        _cv.notify_all();
-        _thread.join();
-    }
-    void update(json doc) {
-        std::lock_guard l(_mutex);
-        _latest = std::move(doc);
-        _fresh = true;
-    }
-    // The task was cancelled or finished on the server (403/409): stop.
-    bool refused() const { return _refused.load(); }
-
-private:
-    void loop() {
-        std::unique_lock l(_mutex);
-        while (!_stop) {
-            _cv.wait_for(l, std::chrono::seconds(1));
-            if (!_fresh || _stop) {
-                continue;
-            }
-            std::string body = _latest.dump();
-            _fresh = false;
-            l.unlock();
-            auto r = http(_url, _key, body);
-            if (r && (r->status == 403 || r->status == 409)) {
-                log::warn("shoald refused the progress report ({}): {}", r->status, r->body);
-                _refused = true;
-            }
-            l.lock();
-        }
-    }
-    std::string _url;
-    std::string _key;
-    std::mutex _mutex;
-    std::condition_variable _cv;
-    json _latest;
-    bool _fresh = false;
-    bool _stop = false;
-    std::atomic<bool> _refused{false};
-    std::thread _thread;
+// How a task ended, for the final report.
+struct outcome {
+    bool complete = false;
+    bool cancelled = false;
+    std::string message;
+    std::int64_t bytes = 0;
+    double seconds = 0;
 };
 
-status post_final(const std::string& server, const std::string& key, const json& doc) {
-    // The last word matters: try a few times (shoald may be restarting).
-    for (int attempt = 0; attempt < 30; ++attempt) {
-        auto r = http(server + "/client/progress", key, doc.dump());
-        if (r && r->status / 100 == 2) {
-            return ok();
-        }
-        if (r && (r->status == 403 || r->status == 409 || r->status == 400)) {
-            return error::format(errc::denied, 0, "shoald refused the final report ({}): {:.200}",
-                                 r->status, r->body);
-        }
-        time::sleep_for_ns(time::ns_per_s);
-    }
-    return error(errc::peer_gone, "shoald did not take the final report for 30 s");
-}
+// What a task's runner gets.
+struct task_context {
+    const agent_options& options;
+    agent::client_config client;
+    std::int64_t task_id = 0;
+    std::string kind;
+    json task;  // GET /client/task's answer
+    std::string target;  // the disk or file chosen
+    bool resume = false;  // the task was in progress before this boot (a power cut)
+    agent::progress_reporter* reporter = nullptr;
+    std::int64_t join_timeout_ns = 0;
+    std::uint64_t memory_bytes = 0;
+};
 
-int run_agent(const agent_options& o) {
-    auto mac = ipxe::parse_mac(o.mac);
-    auto memory = parse_size_bytes(o.memory);
-    auto wait_task = parse_duration_ns(o.wait_task);
-    auto join_timeout = parse_duration_ns(o.join_timeout);
-    for (const error* e :
-         {mac ? nullptr : &mac.err(), memory ? nullptr : &memory.err(),
-          wait_task ? nullptr : &wait_task.err(), join_timeout ? nullptr : &join_timeout.err()}) {
-        if (e != nullptr) {
-            std::fprintf(stderr, "shoal agent: %s\n", e->describe().c_str());
-            return 2;
+// Progress to shoald and, every 5 s at most, to the console.
+class progress_sink {
+public:
+    explicit progress_sink(agent::progress_reporter& r) : _reporter(r) {}
+    void update(double percent, std::int64_t done, std::int64_t total, std::string message) {
+        double secs = static_cast<double>(time::monotonic_ns() - _started_ns) / 1e9;
+        std::int64_t rate = secs > 0 ? static_cast<std::int64_t>(static_cast<double>(done) / secs)
+                                     : 0;
+        _reporter.update({{"state", "in_progress"},
+                          {"percent", std::min(percent, 100.0)},
+                          {"bytes_done", done},
+                          {"bytes_total", total},
+                          {"rate_Bps", rate},
+                          {"message", message}});
+        auto now = time::monotonic_ns();
+        if (now - _said_ns >= 5 * time::ns_per_s) {
+            _said_ns = now;
+            say("progress %.0f%% %s", percent, message.c_str());
         }
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    const std::string server = o.server;
-    const std::string mac_text = mac->to_string();
-
-    // 1. Quick registration.
-    json reg = {{"mac", mac_text}};
-    if (!o.name.empty()) {
-        reg["name"] = o.name;
-    }
-    json nic = {{"mac", mac_text}};
-    if (auto cidr = interface_cidr(o.interface_name); !cidr.empty()) {
-        nic["ipv4"] = cidr;
-    }
-    reg["inventory"] = {{"nics", json::array({nic})}};
-    auto registered = http(server + "/client/register", "", reg.dump());
-    if (!registered || registered->status / 100 != 2) {
-        std::fprintf(stderr, "shoal agent: registration at %s failed: %s\n", server.c_str(),
-                     registered
-                         ? fmt::format("HTTP {} {}", registered->status, registered->body).c_str()
-                         : registered.err().describe().c_str());
-        return 1;
-    }
-    log::info("registered {} at {}", mac_text, server);
-
-    // 2. The boot script's kernel line: shoal.task=<id> shoal.key=<secret>.
-    std::map<std::string, std::string> args;
-    auto task_deadline = time::deadline::after_ns(*wait_task);
-    while (true) {
-        auto script = http(server + "/boot?mac=" + mac_text, "", std::nullopt);
-        if (script && script->status == 200) {
-            args = kernel_args(script->body);
-            if (args.count("task") != 0 && args.count("key") != 0) {
-                break;
-            }
-        }
-        if (task_deadline.expired()) {
-            std::fprintf(stderr,
-                         "shoal agent: no task for %s at %s (the boot script is the "
-                         "menu); create one and run again\n",
-                         mac_text.c_str(), server.c_str());
-            return 3;
-        }
-        time::sleep_for_ns(time::ns_per_s);
-    }
-    const std::string key = args["key"];
-    auto task_id = std::strtoll(args["task"].c_str(), nullptr, 10);
-    log::info("task {} ({}) from the boot script", task_id, args["kind"]);
-    if (args["kind"] != "multicast") {
-        std::fprintf(stderr,
-                     "shoal agent: task %lld is a %s task; this agent runs multicast "
-                     "deploys only\n",
-                     static_cast<long long>(task_id), args["kind"].c_str());
-        return 2;
     }
 
-    // 3. The task, as the client OS's endpoint gives it (this also marks it taken).
-    auto taken = http(server + "/client/task", key, std::nullopt);
-    if (!taken || taken->status != 200) {
-        std::fprintf(stderr, "shoal agent: GET /client/task failed: %s\n",
-                     taken ? fmt::format("HTTP {} {}", taken->status, taken->body).c_str()
-                           : taken.err().describe().c_str());
-        return 1;
-    }
+private:
+    agent::progress_reporter& _reporter;
+    std::int64_t _started_ns = time::monotonic_ns();
+    std::int64_t _said_ns = 0;
+};
 
-    progress_poster poster(server + "/client/progress", key);
-    std::string failure = "no attempt made";
-    bool resume = false;
-    for (unsigned attempt = 1; attempt <= o.attempts; ++attempt) {
-        // 4. Its session: wait until the server has one for it.
+outcome run_multicast(task_context& ctx) {
+    agent::client_api api(ctx.client);
+    progress_sink sink(*ctx.reporter);
+    outcome out;
+    out.message = "no attempt made";
+    bool resume = ctx.resume;
+    for (unsigned attempt = 1; attempt <= ctx.options.attempts; ++attempt) {
+        // Its session: wait until the server has one for it.
         json session;
-        auto session_deadline = time::deadline::after_ns(*join_timeout);
+        auto session_deadline = time::deadline::after_ns(ctx.join_timeout_ns);
         while (true) {
-            auto s = http(server + "/client/session", key, std::nullopt);
+            auto s = api.request("/client/session", std::nullopt);
             if (s && s->status == 200) {
                 session = json::parse(s->body, nullptr, false);
                 if (session.is_object() && session.contains("group") &&
@@ -317,124 +219,505 @@ int run_agent(const agent_options& o) {
                     break;
                 }
             } else if (s && (s->status == 403 || s->status == 409)) {
-                std::fprintf(stderr, "shoal agent: task %lld is no longer ours to run: %s\n",
-                             static_cast<long long>(task_id), s->body.c_str());
-                return 1;
+                out.cancelled = true;
+                out.message = fmt::format("the task is no longer ours to run: {:.150}", s->body);
+                return out;
+            } else if (!s) {
+                out.message = s.err().describe();
+                return out;
             }
             if (session_deadline.expired()) {
-                failure = "no session for the task within the join timeout";
-                goto give_up;
+                out.message = "no session for the task within the join timeout";
+                return out;
             }
             time::sleep_for_ns(time::ns_per_s);
         }
-        {
-            auto skey = key_from_hex(session.value("key", ""));
-            if (!skey) {
-                failure = skey.err().describe();
-                goto give_up;
+        auto skey = key_from_hex(session.value("key", ""));
+        if (!skey) {
+            out.message = skey.err().describe();
+            return out;
+        }
+        deploy::recv_config rc;
+        if (inet_pton(AF_INET, session["group"].get<std::string>().c_str(), &rc.udp.group) != 1) {
+            out.message = "the session's group is not an IPv4 address";
+            return out;
+        }
+        rc.udp.port = session["port"].get<std::uint16_t>();
+        rc.udp.interface_name = ctx.options.interface_name;
+        rc.receiver.receiver_id = static_cast<std::uint32_t>(ctx.task_id);
+        rc.receiver.key = std::move(*skey);
+        rc.receiver.memory_bytes_max = ctx.memory_bytes;
+        rc.targets = {ctx.target};
+        rc.resume = resume;
+        rc.image_name = session.value("image", "");
+        rc.join_timeout_ns = ctx.join_timeout_ns;
+        std::atomic<bool> cancel{false};
+        rc.cancel = &cancel;
+        rc.on_progress = [&](const deploy::recv_progress& p) {
+            if (ctx.reporter->cancelled()) {
+                cancel = true;
+                return;
             }
-            deploy::recv_config rc;
-            if (inet_pton(AF_INET, session["group"].get<std::string>().c_str(), &rc.udp.group) !=
-                1) {
-                failure = "the session's group is not an IPv4 address";
-                goto give_up;
+            if (p.total_bytes == 0) {
+                return;
             }
-            rc.udp.port = session["port"].get<std::uint16_t>();
-            rc.udp.interface_name = o.interface_name;
-            rc.receiver.receiver_id = static_cast<std::uint32_t>(task_id);
-            rc.receiver.key = std::move(*skey);
-            rc.receiver.memory_bytes_max = *memory;
-            rc.targets = {o.target};
-            rc.resume = resume;
-            rc.image_name = session.value("image", "");
-            rc.join_timeout_ns = *join_timeout;
-            std::atomic<bool> cancel{false};
-            rc.cancel = &cancel;
-            auto started = time::monotonic_ns();
-            rc.on_progress = [&](const deploy::recv_progress& p) {
-                if (poster.refused()) {
-                    cancel = true;
-                    return;
-                }
-                if (p.total_bytes == 0) {
-                    return;
-                }
-                std::uint64_t done =
-                    p.chunk_count > 0 ? p.total_bytes * p.chunks_written / p.chunk_count : 0;
-                double secs = static_cast<double>(time::monotonic_ns() - started) / 1e9;
-                poster.update({{"state", "in_progress"},
-                               {"percent", 100.0 * p.chunks_written /
-                                               std::max<std::uint32_t>(p.chunk_count, 1)},
-                               {"bytes_done", done},
-                               {"bytes_total", p.total_bytes},
-                               {"rate_Bps", secs > 0 ? static_cast<std::int64_t>(done / secs) : 0},
-                               {"message", fmt::format("receiving, {} of {} chunks",
-                                                       p.chunks_written, p.chunk_count)}});
-            };
-            log::info("joining session {} on {}:{} (attempt {}{})", session.value("session_id", 0),
-                      session["group"].get<std::string>(), rc.udp.port, attempt,
-                      resume ? ", resuming" : "");
-            auto r = deploy::run_receiver(rc);
-            if (poster.refused()) {
-                std::fprintf(stderr, "shoal agent: task %lld was cancelled on the server\n",
-                             static_cast<long long>(task_id));
-                return 1;
-            }
-            if (r && r->complete) {
-                std::uint64_t bytes = r->stats.bytes_written;
-                double secs = r->seconds > 0 ? r->seconds : 1e-9;
-                json done = {
-                    {"state", "complete"},
-                    {"percent", 100.0},
-                    {"bytes_done", bytes},
-                    {"bytes_total", bytes},
-                    {"rate_Bps", static_cast<std::int64_t>(static_cast<double>(bytes) / secs)},
-                    {"message", fmt::format("image {} written and verified in {:.1f} s",
-                                            r->image_name, r->seconds)}};
-                auto posted = post_final(server, key, done);
-                if (!posted) {
-                    std::fprintf(stderr, "shoal agent: %s\n", posted.err().describe().c_str());
-                    return 1;
-                }
-                std::printf("task %lld complete: %llu bytes written and verified in %.1f s\n",
-                            static_cast<long long>(task_id), static_cast<unsigned long long>(bytes),
-                            r->seconds);
-                return 0;
-            }
-            failure = r ? (r->failure ? r->failure->describe() : "the session ended incomplete")
+            std::uint64_t done =
+                p.chunk_count > 0 ? p.total_bytes * p.chunks_written / p.chunk_count : 0;
+            sink.update(100.0 * p.chunks_written / std::max<std::uint32_t>(p.chunk_count, 1),
+                        static_cast<std::int64_t>(done), static_cast<std::int64_t>(p.total_bytes),
+                        fmt::format("receiving, {} of {} chunks", p.chunks_written,
+                                    p.chunk_count));
+        };
+        log::info("joining session {} on {}:{} (attempt {}{})", session.value("session_id", 0),
+                  session["group"].get<std::string>(), rc.udp.port, attempt,
+                  resume ? ", resuming" : "");
+        auto r = deploy::run_receiver(rc);
+        if (ctx.reporter->cancelled()) {
+            out.cancelled = true;
+            out.message = "cancelled on the server";
+            return out;
+        }
+        if (r && r->complete) {
+            out.complete = true;
+            out.bytes = static_cast<std::int64_t>(r->stats.bytes_written);
+            out.seconds = r->seconds;
+            out.message = fmt::format("image {} written and verified in {:.1f} s", r->image_name,
+                                      r->seconds);
+            return out;
+        }
+        out.message = r ? (r->failure ? r->failure->describe() : "the session ended incomplete")
                         : r.err().describe();
-            bool target_fault = r && r->target_failed;
-            log::warn("attempt {}: {}", attempt, failure);
-            if (target_fault) {
-                break;  // the disk's fault: another attempt would fail the same way
+        bool target_fault = r && r->target_failed;
+        log::warn("attempt {}: {}", attempt, out.message);
+        if (target_fault) {
+            return out;  // the disk's fault: another attempt would fail the same way
+        }
+        // The sender fell silent (shoald restarting) or ended early: ask again and rejoin,
+        // keeping the chunks already written (checked by hash).
+        resume = true;
+        time::sleep_for_ns(time::ns_per_s);
+    }
+    return out;
+}
+
+outcome run_wipe(task_context& ctx, agent::wipe_mode mode) {
+    progress_sink sink(*ctx.reporter);
+    agent::wipe_options o;
+    o.mode = mode;
+    o.cancel = ctx.reporter->cancel_flag();
+    o.on_progress = [&](const agent::wipe_progress& p) {
+        sink.update(p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
+                                        static_cast<double>(p.bytes_total)
+                                  : 100.0,
+                    static_cast<std::int64_t>(p.bytes_done),
+                    static_cast<std::int64_t>(p.bytes_total),
+                    fmt::format("wiping {}: {} of {}", ctx.target, agent::human_size(p.bytes_done),
+                                agent::human_size(p.bytes_total)));
+    };
+    auto started = time::monotonic_ns();
+    auto r = agent::wipe_disk(ctx.target, o);
+    outcome out;
+    out.seconds = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    if (!r) {
+        out.message = r.err().describe();
+        return out;
+    }
+    out.bytes = static_cast<std::int64_t>(r->bytes_written);
+    if (r->cancelled) {
+        out.cancelled = true;
+        out.message = fmt::format("cancelled after {} of {} zeroed", agent::human_size(r->bytes_written),
+                                  agent::human_size(r->disk_size_bytes));
+        return out;
+    }
+    out.complete = true;
+    out.message = fmt::format("{} wiped ({}): {} of zeros{} in {:.1f} s", ctx.target, ctx.kind,
+                              agent::human_size(r->bytes_written),
+                              mode == agent::wipe_mode::normal
+                                  ? fmt::format(", {} partitions' heads and tails",
+                                                r->partitions_wiped)
+                                  : "",
+                              out.seconds);
+    return out;
+}
+
+outcome run_disk_test(task_context& ctx) {
+    progress_sink sink(*ctx.reporter);
+    agent::disk_test_options o;
+    o.cancel = ctx.reporter->cancel_flag();
+    o.on_progress = [&](const agent::disk_test_progress& p) {
+        sink.update(p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
+                                        static_cast<double>(p.bytes_total)
+                                  : 100.0,
+                    static_cast<std::int64_t>(p.bytes_done),
+                    static_cast<std::int64_t>(p.bytes_total),
+                    fmt::format("reading {}: {} of {}, {} unreadable", ctx.target,
+                                agent::human_size(p.bytes_done), agent::human_size(p.bytes_total),
+                                p.bad_bytes));
+    };
+    auto started = time::monotonic_ns();
+    auto r = agent::test_disk(ctx.target, o);
+    outcome out;
+    out.seconds = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    if (!r) {
+        out.message = r.err().describe();
+        return out;
+    }
+    out.bytes = static_cast<std::int64_t>(r->bytes_read);
+    if (r->cancelled) {
+        out.cancelled = true;
+        out.message = "cancelled";
+        return out;
+    }
+    if (r->bad.empty()) {
+        out.complete = true;
+        out.message = fmt::format("{}: all {} read without error in {:.1f} s", ctx.target,
+                                  agent::human_size(r->disk_size_bytes), out.seconds);
+        return out;
+    }
+    // Unreadable sectors fail the task, so the host stands out in the lists.
+    std::string ranges;
+    for (std::size_t i = 0; i < r->bad.size() && i < 8; ++i) {
+        ranges += fmt::format("{}bytes {}+{}", i ? ", " : "", r->bad[i].offset_bytes,
+                              r->bad[i].size_bytes);
+    }
+    out.message = fmt::format("{}: {} bytes unreadable in {} ranges{} ({}{}); replace the disk",
+                              ctx.target, r->bad_bytes, r->bad.size(),
+                              r->stopped_at_limit ? " (the test stopped at its limit)" : "",
+                              ranges, r->bad.size() > 8 ? ", ..." : "");
+    return out;
+}
+
+// The final word to shoald, tried for as long as server_wait allows.
+status report_final(const agent::client_config& c, const outcome& o) {
+    agent::client_api api(c);
+    json doc = {{"state", o.complete ? "complete" : "failed"}, {"message", o.message}};
+    if (o.complete) {
+        doc["percent"] = 100.0;
+        doc["bytes_done"] = o.bytes;
+        doc["bytes_total"] = o.bytes;
+        doc["rate_Bps"] = o.seconds > 0
+                              ? static_cast<std::int64_t>(static_cast<double>(o.bytes) / o.seconds)
+                              : 0;
+    }
+    auto r = api.progress(doc);
+    if (!r) {
+        return r.err();
+    }
+    return ok();
+}
+
+// The end of every run that had a task or a mode: what the task's shutdown says.
+int finish(const agent_options& o, const std::string& shutdown, int code) {
+    if (shutdown == "none" || shutdown.empty()) {
+        say("leaving the PC on");
+        return code;
+    }
+    bool reboot = shutdown != "poweroff";
+    // Only the client OS (--cmdline) powers the machine: a run on a workstation or in a
+    // test must never reboot it.
+    if (o.no_power || o.cmdline_file.empty()) {
+        say("leaving the PC on (--no-power: would %s)", reboot ? "reboot" : "power off");
+        return code;
+    }
+    say("%s", reboot ? "rebooting" : "powering off");
+    ::sync();
+    ::reboot(reboot ? RB_AUTOBOOT : RB_POWER_OFF);
+    say("reboot(2) failed: %s", std::strerror(errno));
+    return code;
+}
+
+void say_unreachable(const agent::client_config& c, std::uint32_t attempts, const error& e) {
+    say("cannot reach shoald at %s after %u tries over %.0f s: %s; check the server and the "
+        "network, then reboot this PC",
+        c.server.c_str(), attempts, static_cast<double>(c.server_wait_ns) / 1e9,
+        e.describe().c_str());
+}
+
+// Fills each option not given on the command line from the kernel's shoal.* parameters.
+status merge_cmdline(agent_options& o, const std::map<std::string, std::string>& params) {
+    std::pair<std::string*, const char*> fields[] = {
+        {&o.server, "server"}, {&o.mac, "mac"},   {&o.task, "task"},
+        {&o.kind, "kind"},     {&o.key, "key"},   {&o.image, "image"},
+        {&o.shutdown, "shutdown"}, {&o.disk, "disk"}, {&o.mode, "mode"},
+        {&o.name, "name"},     {&o.interface_name, "interface"}};
+    for (auto& [field, name] : fields) {
+        if (field->empty()) {
+            if (auto it = params.find(name); it != params.end()) {
+                *field = it->second;
             }
-            // The sender fell silent (shoald restarting) or ended early: ask again and
-            // rejoin, keeping the chunks already written.
-            resume = true;
+        }
+    }
+    return ok();
+}
+
+int run_agent(agent_options o) {
+    if (!o.cmdline_file.empty()) {
+        auto text = read_file(o.cmdline_file, agent::cmdline_bytes_max + 1);
+        if (!text) {
+            say("cannot read %s: %s", o.cmdline_file.c_str(), text.err().describe().c_str());
+            return exit_usage;
+        }
+        auto params = agent::parse_cmdline(std::string_view(
+            reinterpret_cast<const char*>(text->data()), text->size()));
+        if (!params) {
+            say("%s", params.err().describe().c_str());
+            return exit_usage;
+        }
+        (void)merge_cmdline(o, *params);
+    }
+    if (o.server.empty() || o.mac.empty()) {
+        say("no shoald to ask: shoal.server= and shoal.mac= (or --server and --mac) are "
+            "required; the boot script passes them");
+        return exit_usage;
+    }
+    auto mac = ipxe::parse_mac(o.mac);
+    auto memory = parse_size_bytes(o.memory);
+    auto wait_task = parse_duration_ns(o.wait_task);
+    auto join_timeout = parse_duration_ns(o.join_timeout);
+    auto server_wait = parse_duration_ns(o.server_wait);
+    for (const error* e : {mac ? nullptr : &mac.err(), memory ? nullptr : &memory.err(),
+                           wait_task ? nullptr : &wait_task.err(),
+                           join_timeout ? nullptr : &join_timeout.err(),
+                           server_wait ? nullptr : &server_wait.err()}) {
+        if (e != nullptr) {
+            say("%s", e->describe().c_str());
+            return exit_usage;
+        }
+    }
+    if (auto st = agent::validate_disk_rule(o.disk); !st) {
+        say("%s", st.err().describe().c_str());
+        return exit_usage;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const std::string mac_text = mac->to_string();
+    agent::client_config client;
+    client.server = o.server;
+    client.server_wait_ns = *server_wait;
+
+    // 1. Quick registration, with the inventory.
+    auto inv = agent::read_inventory(o.sys_root, o.dev_root);
+    json inventory = inv ? agent::to_json(*inv) : json::object();
+    if (!inv) {
+        log::warn("inventory: {}", inv.err().describe());
+    }
+    if (auto cidr = interface_cidr(o.interface_name); !cidr.empty()) {
+        // The address shoald wakes the PC through; on the NIC that has the MAC if listed.
+        bool placed = false;
+        for (auto& n : inventory["nics"]) {
+            if (n.value("mac", "") == mac_text) {
+                n["ipv4"] = cidr;
+                placed = true;
+            }
+        }
+        if (!placed) {
+            inventory["nics"].push_back({{"mac", mac_text}, {"ipv4", cidr}});
+        }
+    } else if (!inventory.contains("nics")) {
+        inventory["nics"] = json::array({{{"mac", mac_text}}});
+    }
+    agent::client_api reg(client);
+    auto registered = reg.register_host(mac_text, o.name, inventory);
+    if (!registered) {
+        if (registered.err().code() == errc::peer_gone) {
+            say_unreachable(client, reg.attempts(), registered.err());
+            return exit_unreachable;
+        }
+        say("registration at %s failed: %s", o.server.c_str(),
+            registered.err().describe().c_str());
+        return exit_failed;
+    }
+    say("registered %s as %s (host %lld)", mac_text.c_str(),
+        registered->value("name", "?").c_str(),
+        static_cast<long long>(registered->value("id", std::int64_t{0})));
+
+    // 2. The task: from the kernel command line, or polled from the boot script.
+    if (o.task.empty() || o.key.empty()) {
+        if (o.mode == "quickreg" || o.mode == "fullreg" || o.mode == "inventory") {
+            say("no task for %s; registered with its inventory (%s)", mac_text.c_str(),
+                o.mode.c_str());
+            return finish(o, o.shutdown.empty() ? "reboot" : o.shutdown, exit_done);
+        }
+        auto task_deadline = time::deadline::after_ns(*wait_task);
+        agent::client_api boot(client);
+        while (true) {
+            auto script = boot.request("/boot?mac=" + mac_text, std::nullopt);
+            if (script && script->status == 200) {
+                auto args = script_args(script->body);
+                if (args.count("task") != 0 && args.count("key") != 0) {
+                    (void)merge_cmdline(o, args);
+                    break;
+                }
+            }
+            if (task_deadline.expired()) {
+                say("no task for %s at %s (the boot script is the menu); create one and run "
+                    "again",
+                    mac_text.c_str(), o.server.c_str());
+                return exit_no_task;
+            }
             time::sleep_for_ns(time::ns_per_s);
         }
     }
-give_up : {
-    json failed = {{"state", "failed"}, {"message", failure}};
-    (void)post_final(server, key, failed);
-    std::fprintf(stderr, "shoal agent: task %lld failed: %s\n", static_cast<long long>(task_id),
-                 failure.c_str());
-    return 1;
-}
+    client.key = o.key;
+    char* end = nullptr;
+    std::int64_t task_id = std::strtoll(o.task.c_str(), &end, 10);
+    if (end == o.task.c_str() || *end != '\0' || task_id <= 0) {
+        say("shoal.task=%s is not a task id", o.task.c_str());
+        return exit_usage;
+    }
+    agent::client_api api(client);
+    auto taken = api.task();
+    if (!taken) {
+        if (taken.err().code() == errc::peer_gone) {
+            say_unreachable(client, api.attempts(), taken.err());
+            return exit_unreachable;
+        }
+        say("task %lld failed: %s", static_cast<long long>(task_id),
+            taken.err().describe().c_str());
+        return finish(o, "none", exit_failed);
+    }
+    const json& t = (*taken)["task"];
+    std::string kind = t.value("kind", o.kind);
+    if (!o.kind.empty() && kind != o.kind) {
+        log::warn("the kernel line says a {} task, shoald a {} task: shoald's is done", o.kind,
+                  kind);
+    }
+    std::string shutdown = t.value("shutdown", o.shutdown.empty() ? "reboot" : o.shutdown);
+    if (t.value("id", std::int64_t{0}) != task_id) {
+        say("task %lld failed: the key belongs to task %lld", static_cast<long long>(task_id),
+            static_cast<long long>(t.value("id", std::int64_t{0})));
+        return finish(o, "none", exit_failed);
+    }
+
+    task_context ctx{o, client};
+    ctx.task_id = task_id;
+    ctx.kind = kind;
+    ctx.task = *taken;
+    ctx.resume = t.value("state", "") == "in_progress";
+    ctx.join_timeout_ns = *join_timeout;
+    ctx.memory_bytes = *memory;
+
+    if (kind == "debug") {
+        outcome d{true, false, "debug shell opened on the console", 0, 0};
+        (void)report_final(client, d);
+        say("task %lld complete: %s", static_cast<long long>(task_id), d.message.c_str());
+        return exit_debug_shell;
+    }
+
+    // 3. The disk, for the kinds that touch one: --target, else the rule, else auto.
+    bool needs_disk = kind != "inventory";
+    if (needs_disk) {
+        if (!o.target.empty()) {
+            ctx.target = o.target;
+        } else {
+            std::string rule = o.disk.empty() ? t.value("disk", "auto") : o.disk;
+            std::vector<agent::disk_info> disks = inv ? inv->disks : std::vector<agent::disk_info>{};
+            auto d = agent::choose_disk(disks, rule);
+            if (!d) {
+                say("disk choice: %s; candidates: %s", d.err().describe().c_str(),
+                    agent::candidates(disks).c_str());
+                outcome f;
+                f.message = d.err().describe();
+                (void)report_final(client, f);
+                say("task %lld failed: %s", static_cast<long long>(task_id), f.message.c_str());
+                return finish(o, shutdown == "reboot" ? "none" : shutdown, exit_failed);
+            }
+            ctx.target = d->dev_path;
+            log::info("disk: {}", agent::describe(*d));
+        }
+    }
+    say("task %lld %s started on %s%s", static_cast<long long>(task_id), kind.c_str(),
+        ctx.target.empty() ? "-" : ctx.target.c_str(), ctx.resume ? " (resuming)" : "");
+
+    agent::progress_reporter reporter(client);
+    ctx.reporter = &reporter;
+    {
+        // In progress from now: a power cut leaves it so, and the next boot resumes.
+        agent::client_api first(client);
+        auto r = first.progress({{"state", "in_progress"},
+                                 {"message", fmt::format("{} started", kind)}});
+        if (!r && r.err().code() == errc::cancelled) {
+            say("task %lld was cancelled on the server", static_cast<long long>(task_id));
+            return finish(o, "none", exit_failed);
+        }
+    }
+    outcome result;
+    if (kind == "multicast") {
+        result = run_multicast(ctx);
+    } else if (kind == "wipe_fast") {
+        result = run_wipe(ctx, agent::wipe_mode::fast);
+    } else if (kind == "wipe_normal") {
+        result = run_wipe(ctx, agent::wipe_mode::normal);
+    } else if (kind == "wipe_full") {
+        result = run_wipe(ctx, agent::wipe_mode::full);
+    } else if (kind == "disk_test") {
+        result = run_disk_test(ctx);
+    } else if (kind == "inventory") {
+        result.complete = true;
+        result.message = fmt::format(
+            "inventory sent: {} CPUs, {} of memory, {} disks, {} NICs",
+            inv ? inv->cpu_count : 0, agent::human_size(inv ? inv->memory_bytes : 0),
+            inv ? inv->disks.size() : 0, inv ? inv->nics.size() : 0);
+    } else {
+        result.message = fmt::format("this agent cannot run {} tasks yet", kind);
+    }
+    if (result.cancelled || reporter.cancelled()) {
+        say("task %lld was cancelled on the server", static_cast<long long>(task_id));
+        return finish(o, "none", exit_failed);
+    }
+    auto posted = report_final(client, result);
+    if (!posted) {
+        if (posted.err().code() == errc::peer_gone) {
+            say_unreachable(client, 0, posted.err());
+            return exit_unreachable;
+        }
+        if (posted.err().code() == errc::cancelled) {
+            say("task %lld was cancelled on the server", static_cast<long long>(task_id));
+            return finish(o, "none", exit_failed);
+        }
+        say("the final report failed: %s", posted.err().describe().c_str());
+    }
+    if (result.complete) {
+        say("task %lld complete: %s", static_cast<long long>(task_id), result.message.c_str());
+        return finish(o, shutdown, exit_done);
+    }
+    say("task %lld failed: %s", static_cast<long long>(task_id), result.message.c_str());
+    // A failed task leaves the PC on with its message on the screen, unless told to power off.
+    return finish(o, shutdown == "poweroff" ? shutdown : "none", exit_failed);
 }
 
 }  // namespace
 
 void add_agent_command(CLI::App& app, command_set& commands) {
     auto opts = std::make_shared<agent_options>();
-    auto* sub = app.add_subcommand("agent", "run this PC's multicast deploy task from shoald");
-    sub->add_option("--server", opts->server, "shoald's base URL (http://10.77.0.1)")->required();
-    sub->add_option("--mac", opts->mac, "this PC's MAC (its key on the server)")->required();
-    sub->add_option("--target", opts->target, "disk or image file to write")->required();
+    auto* sub = app.add_subcommand(
+        "agent", "the client OS's agent: register this PC, run its task from shoald (docs/agent.md)");
+    sub->add_option("--cmdline", opts->cmdline_file,
+                    "read shoal.* parameters from this file (/proc/cmdline)");
+    sub->add_option("--server", opts->server, "shoald's base URL (http://10.77.0.1)");
+    sub->add_option("--mac", opts->mac, "this PC's MAC (its key on the server)");
+    sub->add_option("--task", opts->task, "the task id (shoal.task)");
+    sub->add_option("--kind", opts->kind, "the task's kind (shoal.kind)");
+    sub->add_option("--key", opts->key, "the task's key (shoal.key)");
+    sub->add_option("--image", opts->image, "the task's image (shoal.image)");
+    sub->add_option("--shutdown", opts->shutdown, "none, reboot or poweroff at the end");
+    sub->add_option("--disk", opts->disk,
+                    "disk rule: auto, nvme, sata, virtio, scsi, usb, mmc, largest, smallest, "
+                    "serial:X, /dev/X");
+    sub->add_option("--mode", opts->mode, "without a task: quickreg, fullreg, inventory");
+    sub->add_option("--target", opts->target, "write or read this disk or file (no choice)");
     sub->add_option("--interface,-i", opts->interface_name, "network interface");
     sub->add_option("--name", opts->name, "host name to register with");
+    sub->add_option("--sys-root", opts->sys_root, "read sys/ and proc/ under this directory")
+        ->capture_default_str();
+    sub->add_option("--dev-root", opts->dev_root, "disks' device nodes are here")
+        ->capture_default_str();
+    sub->add_flag("--no-power", opts->no_power, "never reboot or power off (tests)");
+    sub->add_option("--server-wait", opts->server_wait,
+                    "retry an unreachable shoald this long, then give up")
+        ->capture_default_str();
     sub->add_option("--memory", opts->memory, "receiver's chunk buffers")->capture_default_str();
-    sub->add_option("--wait-task", opts->wait_task, "wait this long for a task to appear")
+    sub->add_option("--wait-task", opts->wait_task,
+                    "without shoal.task: poll /boot this long for a task")
         ->capture_default_str();
     sub->add_option("--join-timeout", opts->join_timeout, "wait this long for the session")
         ->capture_default_str();
