@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "agent/wipe.h"
+#include "common/clock.h"
 
 namespace shoal::agent {
 
@@ -86,6 +87,7 @@ result<disk_test_report> test_disk(const std::string& path, const disk_test_opti
     (void)direct;
 
     const std::uint64_t total = report.disk_size_bytes;
+    const std::int64_t started_ns = time::monotonic_ns();
     std::uint64_t offset = 0;
     while (offset < total) {
         if (o.cancel != nullptr && o.cancel->load()) {
@@ -112,6 +114,14 @@ result<disk_test_report> test_disk(const std::string& path, const disk_test_opti
         }
         offset += n;
         report.bytes_read = offset;
+        if (o.throttle_Bps > 0) {
+            auto due_ns = started_ns + static_cast<std::int64_t>(static_cast<double>(offset) /
+                                                                 o.throttle_Bps * 1e9);
+            auto now_ns = time::monotonic_ns();
+            if (due_ns > now_ns) {
+                time::sleep_for_ns(due_ns - now_ns);
+            }
+        }
         if (o.on_progress) {
             o.on_progress({offset, total, report.bad_bytes});
         }

@@ -28,6 +28,7 @@ struct disk_test_progress {
 struct disk_test_options {
     std::uint32_t block_bytes = 1 << 20;
     std::uint32_t bad_ranges_max = 1024;  // past this, the test stops: the disk is dying
+    double throttle_Bps = 0;  // > 0: read no faster (tests of a slow disk, e.g. a cancel)
     std::function<void(const disk_test_progress&)> on_progress;
     const std::atomic<bool>* cancel = nullptr;
 };

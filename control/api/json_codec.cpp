@@ -374,6 +374,7 @@ json to_json(const store::task& t) {
             {"session_id", opt_id(t.session_id)},
             {"shutdown", store::to_string(t.shutdown)},
             {"wol", t.wol},
+            {"disk", t.disk},
             {"created_by", opt_id(t.created_by)},
             {"started_at", opt_time(t.started_at)},
             {"finished_at", opt_time(t.finished_at)},
@@ -509,9 +510,11 @@ status from_json(const json& b, store::storage_group& g, bool creating) {
 
 status from_json(const json& b, store::task& t, bool creating) {
     if (creating) {
-        SHOAL_RETURN_IF_ERROR(only_keys(b, {"kind", "host_id", "image_id", "shutdown", "wol"},
-                                        {"id", "created_at", "updated_at"}));
+        SHOAL_RETURN_IF_ERROR(
+            only_keys(b, {"kind", "host_id", "image_id", "shutdown", "wol", "disk"},
+                      {"id", "created_at", "updated_at"}));
         SHOAL_RETURN_IF_ERROR(need(b, creating, {"kind", "host_id"}));
+        SHOAL_RETURN_IF_ERROR(read_string(b, "disk", t.disk, 128));
         SHOAL_RETURN_IF_ERROR(read_enum(b, "kind", t.kind, &store::task_kind_from_string));
         SHOAL_RETURN_IF_ERROR(read_id(b, "host_id", t.host_id));
         SHOAL_RETURN_IF_ERROR(read_opt_id(b, "image_id", t.image_id));

@@ -127,6 +127,7 @@ std::vector<resource> resources() {
                      {"session_id", id_ref(), true},
                      {"shutdown", one_of({"none", "reboot", "poweroff"})},
                      {"wol", boolean()},
+                     {"disk", {{"type", "string"}, {"example", "serial:S4EVNX0N123456"}}},
                      {"created_by", id_ref(), true},
                      {"started_at", time_(), true},
                      {"finished_at", time_(), true}}),

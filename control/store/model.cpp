@@ -314,6 +314,19 @@ status validate(const task& t) {
         return error::format(errc::invalid_argument, 0, "image_id: a {} task needs an image",
                              to_string(t.kind));
     }
+    // The rule reaches a kernel command line unquoted: the agent's spelling only
+    // (auto, nvme, largest, serial:X, /dev/X ...), checked in full by the agent.
+    bool disk_ok = t.disk.size() <= 128 && t.disk.find("..") == std::string::npos;
+    for (char c : t.disk) {
+        disk_ok = disk_ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+                              c == ':' || c == '/');
+    }
+    if (!disk_ok) {
+        return field_error("disk",
+                           "is not a disk rule (auto, nvme, sata, virtio, scsi, usb, largest, "
+                           "smallest, serial:<serial>, /dev/<name>)");
+    }
     return validate(t.progress);
 }
 

@@ -166,6 +166,7 @@ struct task {
     std::optional<record_id> session_id;  // multicast
     shutdown_action shutdown = shutdown_action::reboot;
     bool wol = false;                         // wake the host when the task is scheduled
+    std::string disk;  // the agent's disk rule (docs/agent.md); "" = auto
     std::optional<record_id> created_by;      // user id
     std::optional<std::int64_t> started_at;   // first move to active or in_progress
     std::optional<std::int64_t> finished_at;  // move to a final state

@@ -167,6 +167,7 @@ task task_from_row(const sql_row& r) {
     t.finished_at = oi64(r[15]);
     t.created_at = i64(r[16]);
     t.updated_at = i64(r[17]);
+    t.disk = s(r[18]);
     return t;
 }
 
@@ -261,7 +262,7 @@ error in_batch(const error& e, std::size_t index) {
 constexpr std::string_view task_columns =
     "id, kind, host_id, image_id, state, percent, bytes_done, bytes_total, rate_bytes_per_s, "
     "message, session_id, shutdown, wol, created_by, started_at, finished_at, created_at, "
-    "updated_at";
+    "updated_at, disk";
 
 class sql_repository final : public repository {
 public:
@@ -877,10 +878,10 @@ public:
             const std::int64_t now = now_s();
             auto id = insert_id(
                 "INSERT INTO tasks (kind, host_id, image_id, state, session_id, shutdown, wol, "
-                "created_by, created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, "
-                "$7, $8, $8) RETURNING id",
+                "created_by, created_at, updated_at, disk) VALUES ($1, $2, $3, 'queued', $4, $5, "
+                "$6, $7, $8, $8, $9) RETURNING id",
                 {p(t.kind), p(t.host_id), p(t.image_id), p(t.session_id), p(t.shutdown), p(t.wol),
-                 p(t.created_by), p(now)});
+                 p(t.created_by), p(now), p(t.disk)});
             if (!id) {
                 if (id.err().code() == errc::conflict) {  // another process was faster
                     return error::format(errc::conflict, 0,

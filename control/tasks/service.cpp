@@ -841,6 +841,9 @@ result<std::optional<ipxe::boot_task>> store_task_source::pending_task(
         }
     }
     b.args.emplace_back("shutdown", std::string(store::to_string(task.shutdown)));
+    if (!task.disk.empty()) {
+        b.args.emplace_back("disk", task.disk);  // the agent's disk rule (docs/agent.md)
+    }
     SHOAL_RETURN_IF_ERROR(ipxe::validate_task(b));
     return std::optional<ipxe::boot_task>{std::move(b)};
 }

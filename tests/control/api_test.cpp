@@ -539,6 +539,26 @@ TEST_P(api_test, tasks_one_open_per_host_cancel_and_history) {
               201u);
 }
 
+// The agent's disk rule (docs/agent.md): stored with the task, shown, checked.
+TEST_P(api_test, a_task_carries_its_disk_rule) {
+    std::int64_t host = make_host("00:12:3F:C4:57:0D", "pc2");
+    for (const char* bad : {"a b", "../../dev/sda", "$(reboot)", "x\ny"}) {
+        auto r = post("/api/v1/tasks", operator_,
+                      {{"kind", "wipe_fast"}, {"host_id", host}, {"disk", bad}});
+        EXPECT_EQ(r.status, 400u) << bad;
+        EXPECT_EQ(r.field(), "disk") << bad;
+    }
+    auto made = post("/api/v1/tasks", operator_,
+                     {{"kind", "wipe_fast"}, {"host_id", host}, {"disk", "serial:S4EV-12_3"}});
+    ASSERT_EQ(made.status, 201u) << made.text;
+    EXPECT_EQ(made.body["disk"], "serial:S4EV-12_3");
+    auto read = get(fmt::format("/api/v1/tasks/{}", made.body["id"].get<std::int64_t>()), viewer);
+    EXPECT_EQ(read.body["disk"], "serial:S4EV-12_3");
+    auto plain = post("/api/v1/tasks", operator_, {{"kind", "inventory"}, {"host_id", make_host("00:12:3F:C4:57:0E", "pc3")}});
+    ASSERT_EQ(plain.status, 201u) << plain.text;
+    EXPECT_EQ(plain.body["disk"], "");  // auto
+}
+
 TEST_P(api_test, a_group_task_makes_one_per_host_or_none) {
     std::int64_t a = make_host("00:12:3F:C4:57:0A", "pc-a");
     std::int64_t b = make_host("00:12:3F:C4:57:0B", "pc-b");

@@ -12,6 +12,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <sys/reboot.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -70,12 +71,15 @@ struct agent_options {
     std::string interface_name;
     std::string sys_root = "/";
     std::string dev_root = "/dev";
+    std::string state_dir = "/run/shoal";  // survives agent runs, not reboots (tmpfs)
     bool no_power = false;
     std::string server_wait = "5m";
     std::string memory = "256M";
     std::string wait_task = "0s";      // poll /boot this long for a task
     std::string join_timeout = "15m";  // for the session to start
     unsigned attempts = 5;             // receiver runs (the first and resumes)
+    std::string throttle;              // tests: disk work no faster than this (per second)
+    double throttle_Bps = 0;
 };
 
 // A line for the person at the console (and the tests): "shoal agent: ...".
@@ -160,6 +164,8 @@ struct outcome {
 
 // What a task's runner gets.
 struct task_context {
+    task_context(const agent_options& o, agent::client_config c)
+        : options(o), client(std::move(c)) {}
     const agent_options& options;
     agent::client_config client;
     std::int64_t task_id = 0;
@@ -344,6 +350,7 @@ outcome run_disk_test(task_context& ctx) {
     progress_sink sink(*ctx.reporter);
     agent::disk_test_options o;
     o.cancel = ctx.reporter->cancel_flag();
+    o.throttle_Bps = ctx.options.throttle_Bps;
     o.on_progress = [&](const agent::disk_test_progress& p) {
         sink.update(p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
                                         static_cast<double>(p.bytes_total)
@@ -426,7 +433,22 @@ int finish(const agent_options& o, const std::string& shutdown, int code) {
     return code;
 }
 
-void say_unreachable(const agent::client_config& c, std::uint32_t attempts, const error& e) {
+// What the last run could not tell shoald, kept for the next run to put on the host's
+// record (the agent may be run again by /init after exit 4, when shoald is back).
+std::string unreachable_note_path(const agent_options& o) { return o.state_dir + "/unreachable"; }
+
+void say_unreachable(const agent_options& o, const agent::client_config& c,
+                     std::uint32_t attempts, const error& e) {
+    std::string note = fmt::format("shoald at {} was unreachable after {} tries over {:.0f} s "
+                                   "(at {} s since boot): {}",
+                                   c.server, attempts,
+                                   static_cast<double>(c.server_wait_ns) / 1e9,
+                                   time::monotonic_ns() / time::ns_per_s, e.describe());
+    ::mkdir(o.state_dir.c_str(), 0700);
+    if (FILE* f = std::fopen(unreachable_note_path(o).c_str(), "w")) {
+        std::fputs(note.c_str(), f);
+        std::fclose(f);
+    }
     say("cannot reach shoald at %s after %u tries over %.0f s: %s; check the server and the "
         "network, then reboot this PC",
         c.server.c_str(), attempts, static_cast<double>(c.server_wait_ns) / 1e9,
@@ -484,6 +506,14 @@ int run_agent(agent_options o) {
             return exit_usage;
         }
     }
+    if (!o.throttle.empty()) {
+        auto t = parse_size_bytes(o.throttle);
+        if (!t) {
+            say("--throttle: %s", t.err().describe().c_str());
+            return exit_usage;
+        }
+        o.throttle_Bps = static_cast<double>(*t);
+    }
     if (auto st = agent::validate_disk_rule(o.disk); !st) {
         say("%s", st.err().describe().c_str());
         return exit_usage;
@@ -515,16 +545,24 @@ int run_agent(agent_options o) {
     } else if (!inventory.contains("nics")) {
         inventory["nics"] = json::array({{{"mac", mac_text}}});
     }
+    std::string note_path = unreachable_note_path(o);
+    if (auto note = read_file(note_path, 4096)) {
+        inventory["agent"] = {{"note", std::string(reinterpret_cast<const char*>(note->data()),
+                                                   note->size())}};
+    }
     agent::client_api reg(client);
     auto registered = reg.register_host(mac_text, o.name, inventory);
     if (!registered) {
         if (registered.err().code() == errc::peer_gone) {
-            say_unreachable(client, reg.attempts(), registered.err());
+            say_unreachable(o, client, reg.attempts(), registered.err());
             return exit_unreachable;
         }
         say("registration at %s failed: %s", o.server.c_str(),
             registered.err().describe().c_str());
         return exit_failed;
+    }
+    if (inventory.contains("agent")) {
+        ::unlink(note_path.c_str());  // on the host's record now
     }
     say("registered %s as %s (host %lld)", mac_text.c_str(),
         registered->value("name", "?").c_str(),
@@ -568,7 +606,7 @@ int run_agent(agent_options o) {
     auto taken = api.task();
     if (!taken) {
         if (taken.err().code() == errc::peer_gone) {
-            say_unreachable(client, api.attempts(), taken.err());
+            say_unreachable(o, client, api.attempts(), taken.err());
             return exit_unreachable;
         }
         say("task %lld failed: %s", static_cast<long long>(task_id),
@@ -588,7 +626,7 @@ int run_agent(agent_options o) {
         return finish(o, "none", exit_failed);
     }
 
-    task_context ctx{o, client};
+    task_context ctx(o, client);
     ctx.task_id = task_id;
     ctx.kind = kind;
     ctx.task = *taken;
@@ -630,8 +668,10 @@ int run_agent(agent_options o) {
 
     agent::progress_reporter reporter(client);
     ctx.reporter = &reporter;
-    {
-        // In progress from now: a power cut leaves it so, and the next boot resumes.
+    if (kind != "multicast") {
+        // In progress from now: a power cut leaves it so, and the next boot resumes. (A
+        // multicast task's state is the session runner's: active when the PC asks for its
+        // session, in progress once the sender hears it.)
         agent::client_api first(client);
         auto r = first.progress({{"state", "in_progress"},
                                  {"message", fmt::format("{} started", kind)}});
@@ -667,7 +707,7 @@ int run_agent(agent_options o) {
     auto posted = report_final(client, result);
     if (!posted) {
         if (posted.err().code() == errc::peer_gone) {
-            say_unreachable(client, 0, posted.err());
+            say_unreachable(o, client, 0, posted.err());
             return exit_unreachable;
         }
         if (posted.err().code() == errc::cancelled) {
@@ -711,6 +751,9 @@ void add_agent_command(CLI::App& app, command_set& commands) {
         ->capture_default_str();
     sub->add_option("--dev-root", opts->dev_root, "disks' device nodes are here")
         ->capture_default_str();
+    sub->add_option("--state-dir", opts->state_dir,
+                    "notes kept between runs (shoald unreachable) for the host's record")
+        ->capture_default_str();
     sub->add_flag("--no-power", opts->no_power, "never reboot or power off (tests)");
     sub->add_option("--server-wait", opts->server_wait,
                     "retry an unreachable shoald this long, then give up")
@@ -723,6 +766,8 @@ void add_agent_command(CLI::App& app, command_set& commands) {
         ->capture_default_str();
     sub->add_option("--attempts", opts->attempts, "receiver runs, resumes included")
         ->capture_default_str();
+    sub->add_option("--throttle", opts->throttle,
+                    "tests: read disks for a disk test no faster than this per second (4M)");
     commands.add(sub, [opts] { return run_agent(*opts); });
 }
 
