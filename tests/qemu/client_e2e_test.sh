@@ -22,7 +22,7 @@ src=$(realpath "$3")
 build=$(realpath "$4")
 . "$src/tools/netlab.sh"
 lab_need_root
-for tool in qemu-system-x86_64 qemu-img nft curl python3 depmod cpio; do
+for tool in qemu-system-x86_64 nft curl python3 depmod cpio; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool missing (tools/setup installs it)" >&2; exit 77; }
 done
 [ -e /dev/net/tun ] || { echo "SKIP: no /dev/net/tun" >&2; exit 77; }
@@ -198,8 +198,8 @@ declare -A disk_fmt
 
 # --- phase 1: the master VM registers; its disk is captured to an image
 t0=$(now)
-qemu-img create -q -f qcow2 -b "$master" -F raw "$work/disk0.qcow2"
-disk_fmt[0]=qcow2
+cp --sparse=always "$master" "$work/disk0.raw"  # the VM's own copy: the capture reads $master
+disk_fmt[0]=raw
 quick_register p1 0
 host_json "$(mac_of 0)" > "$work/master-host.json"
 python3 - "$work/master-host.json" "$master_bytes" <<'PY' || fail "the master's inventory"
@@ -220,7 +220,7 @@ image_id=$(api POST /images '{"name":"master","kind":"multi_partition_single_dis
            python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') || fail "image record"
 if [ "${CAPTURE:-host}" = agent ]; then
   task=$(make_task 0 capture)
-  start_vm 0 "$work/disk0.qcow2" n p1-vm0-capture
+  start_vm 0 "$work/disk0.raw" n p1-vm0-capture
   wait_vm 0
   grep -aq "shoal agent: task $task complete" "$work/p1-vm0-capture.serial.log" ||
     fail "master: its console does not say the capture task completed"
