@@ -17,7 +17,7 @@ constexpr unsigned buffers_per_thread = 2;  // raw chunks read ahead per compres
 }
 
 struct image_builder::state {
-    chunk_store* store = nullptr;
+    chunk_sink* store = nullptr;
     build_options options;
     manifest m;
     bool published = false;
@@ -29,7 +29,7 @@ image_builder::~image_builder() = default;
 
 const manifest& image_builder::current() const noexcept { return _s->m; }
 
-result<std::unique_ptr<image_builder>> image_builder::create(chunk_store& store, std::string name,
+result<std::unique_ptr<image_builder>> image_builder::create(chunk_sink& store, std::string name,
                                                              image_kind kind,
                                                              build_options options) {
     SHOAL_RETURN_IF_ERROR(check_image_name(name));

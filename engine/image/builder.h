@@ -41,7 +41,7 @@ struct build_options {
 class image_builder {
 public:
     // The store must stay open (holding its shared lock) until publish() or destruction.
-    static result<std::unique_ptr<image_builder>> create(chunk_store& store, std::string name,
+    static result<std::unique_ptr<image_builder>> create(chunk_sink& store, std::string name,
                                                          image_kind kind, build_options options);
     ~image_builder();
 

@@ -58,7 +58,7 @@ result<std::uint64_t> disk_size_of(int fd, const std::string& path) {
                          path);
 }
 
-result<manifest> capture_image(chunk_store& store, const std::string& name,
+result<manifest> capture_image(chunk_sink& store, const std::string& name,
                                const capture_options& options) {
     if (options.disks.empty()) {
         return error(errc::invalid_argument, "no disk to capture (--disk)");

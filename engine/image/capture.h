@@ -30,7 +30,7 @@ struct capture_options {
 
 // Captures into `name`. Errors name the disk/partition and what is wrong; nothing is
 // published on error (an earlier image of the name is kept).
-result<manifest> capture_image(chunk_store& store, const std::string& name,
+result<manifest> capture_image(chunk_sink& store, const std::string& name,
                                const capture_options& options);
 
 // The size of a disk or disk image file open at fd.

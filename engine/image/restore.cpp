@@ -219,7 +219,7 @@ struct chunk_job {
 // Writes (or verifies in place) a list of chunks with `threads` workers.
 class chunk_writer {
 public:
-    chunk_writer(const chunk_store& store, const fd_pair& fds, std::string target, bool resume,
+    chunk_writer(const chunk_source& store, const fd_pair& fds, std::string target, bool resume,
                  std::atomic<std::uint64_t>& done, restore_summary& summary, std::mutex& summary_mu)
         : _store(store),
           _fds(fds),
@@ -392,13 +392,13 @@ private:
         if (ZSTD_isError(n) || n != c.raw_size) {
             return error::format(errc::corrupt, 0,
                                  "chunk {}: does not decompress to its {} bytes ({})",
-                                 _store.chunk_path(c.stored_sha256), c.raw_size,
+                                 _store.chunk_name(c.stored_sha256), c.raw_size,
                                  ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
         }
         if (sha256_of({w.raw, n}) != c.raw_sha256) {
             return error::format(errc::corrupt, 0,
                                  "chunk {}: decompressed bytes do not match their SHA-256",
-                                 _store.chunk_path(c.stored_sha256));
+                                 _store.chunk_name(c.stored_sha256));
         }
         SHOAL_RETURN_IF_ERROR(write_pieces(w));
         _done.fetch_add(c.raw_size);
@@ -408,7 +408,7 @@ private:
         return ok();
     }
 
-    const chunk_store& _store;
+    const chunk_source& _store;
     const fd_pair& _fds;
     std::string _target;
     bool _resume;
@@ -607,7 +607,7 @@ status disk_restore::finish() {
     return ok();
 }
 
-result<restore_summary> restore_image(const chunk_store& store, const manifest& m,
+result<restore_summary> restore_image(const chunk_source& store, const manifest& m,
                                       const restore_options& options) {
     if (options.targets.size() != m.disks.size()) {
         return error::format(errc::invalid_argument, 0,
@@ -622,7 +622,7 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
                     return error::format(errc::not_found, 0,
                                          "chunk {} missing from the store: nothing "
                                          "written (shoal image verify {})",
-                                         store.chunk_path(c.stored_sha256), m.name);
+                                         store.chunk_name(c.stored_sha256), m.name);
                 }
             }
         }
@@ -673,7 +673,7 @@ result<restore_summary> restore_image(const chunk_store& store, const manifest& 
 }
 
 result<verify_report> verify_image(
-    const chunk_store& store, const manifest& m, unsigned threads,
+    const chunk_source& store, const manifest& m, unsigned threads,
     const std::function<void(std::uint64_t, std::uint64_t)>& on_progress) {
     std::vector<const chunk_ref*> refs;
     for (const auto& d : m.disks) {
@@ -715,7 +715,7 @@ result<verify_report> verify_image(
                     problem(
                         fmt::format("chunk {}: its content does not decompress to the raw bytes "
                                     "the manifest names",
-                                    store.chunk_path(c.stored_sha256)));
+                                    store.chunk_name(c.stored_sha256)));
                 }
             }
             done.fetch_add(c.raw_size);

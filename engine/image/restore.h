@@ -100,7 +100,7 @@ public:
     struct state;
 
 private:
-    friend result<restore_summary> restore_image(const chunk_store&, const manifest&,
+    friend result<restore_summary> restore_image(const chunk_source&, const manifest&,
                                                  const restore_options&);
     explicit disk_restore(std::unique_ptr<state> s) noexcept;
     std::unique_ptr<state> _s;
@@ -108,7 +108,7 @@ private:
 
 // Errors name the target/chunk and what is wrong; no_space: "target X holds N bytes, the
 // image needs at least M".
-result<restore_summary> restore_image(const chunk_store& store, const manifest& m,
+result<restore_summary> restore_image(const chunk_source& store, const manifest& m,
                                       const restore_options& options);
 
 struct verify_report {
@@ -119,7 +119,7 @@ struct verify_report {
 
 // Reads every chunk the image uses, checks its stored and raw SHA-256.
 result<verify_report> verify_image(
-    const chunk_store& store, const manifest& m, unsigned threads,
+    const chunk_source& store, const manifest& m, unsigned threads,
     const std::function<void(std::uint64_t, std::uint64_t)>& on_progress);
 
 // The smallest disk the image's disk `index` restores onto (for messages and info).

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "image/chunk_io.h"
 #include "image/manifest.h"
 
 namespace shoal::image {
@@ -28,7 +29,7 @@ namespace shoal::image {
 // The store's directory: --store, else $SHOAL_STORE, else /var/lib/shoal/images.
 std::string default_store_path();
 
-class chunk_store {
+class chunk_store final : public chunk_source, public chunk_sink {
 public:
     enum class lock_mode { shared, exclusive };
 
@@ -36,30 +37,35 @@ public:
     // (waits for it). Errors: not_found (no store there and !create), io.
     static result<std::unique_ptr<chunk_store>> open(const std::string& path, bool create,
                                                      lock_mode mode = lock_mode::shared);
-    ~chunk_store();
+    ~chunk_store() override;
     chunk_store(const chunk_store&) = delete;
     chunk_store& operator=(const chunk_store&) = delete;
 
     const std::string& path() const noexcept { return _path; }
     std::string chunk_path(const sha256_digest& stored_sha256) const;
     std::string manifest_path(std::string_view name) const;
+    // chunk_source/chunk_sink: the store's directory, and chunk_path.
+    std::string location() const override { return _path; }
+    std::string chunk_name(const sha256_digest& stored_sha256) const override {
+        return chunk_path(stored_sha256);
+    }
 
-    bool has_chunk(const sha256_digest& stored_sha256) const noexcept;
+    bool has_chunk(const sha256_digest& stored_sha256) const noexcept override;
     // Stores a frame under the SHA-256 the caller computed; a chunk already present is
     // kept (and not rewritten). The file is flushed by sync() before any manifest names it.
     // Thread-safe. Errors: io, no_space.
-    status put_chunk(const sha256_digest& stored_sha256, std::span<const std::byte> frame);
+    status put_chunk(const sha256_digest& stored_sha256, std::span<const std::byte> frame) override;
     // Reads a chunk into out (resized) and checks its size and SHA-256 against ref.
     // Errors: not_found, corrupt ("chunk FILE: SHA-256 does not match; the store is damaged,
     // run shoal image verify"), truncated.
-    status read_chunk(const chunk_ref& ref, std::vector<std::byte>& out) const;
+    status read_chunk(const chunk_ref& ref, std::vector<std::byte>& out) const override;
 
     // Flushes every chunk written so far to stable storage (syncfs), then writes the
     // manifest to tmp/, flushes it, and renames it over images/NAME.manifest: the image
     // appears (or replaces its previous version) whole or not at all.
-    status publish(const manifest& m);
+    status publish(const manifest& m) override;
     // Reads and validates images/NAME.manifest. Errors name the file.
-    result<manifest> load(std::string_view name) const;
+    result<manifest> load(std::string_view name) const override;
     // Image names, sorted.
     result<std::vector<std::string>> list() const;
     // Removes the manifest, then with the exclusive lock deletes every chunk no remaining

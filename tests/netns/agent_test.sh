@@ -12,7 +12,8 @@
 #   4. disk_test by serial: complete, the whole disk read
 #   5. disk_test on a slow disk (--throttle), cancelled through the API mid-way: the agent
 #      stops, says so, and the task stays cancelled
-#   6. shoald unreachable: bounded retries, the console message, exit 4
+#   6. capture to shoald and unicast deploy from it (HTTP), a too small disk refused
+#   7. shoald unreachable: bounded retries, the console message, exit 4
 # Usage: agent_test.sh SHOAL SHOALD SOURCE_DIR      (root; exits 77 otherwise)
 set -euo pipefail
 shoal=$(realpath "$1")
@@ -110,7 +111,8 @@ cmdline_from_boot() {  # -> $work/cmdline
 agent() {  # agent LOG [extra flags]; returns the agent's exit code
   local log=$1; shift
   set +e
-  timeout 120 ip netns exec "$prefix-r1" "$shoal" agent --cmdline "$work/cmdline" --no-power \
+  # Through a pipe, which (like /proc/cmdline) has no size to stat.
+  timeout 120 ip netns exec "$prefix-r1" "$shoal" agent --cmdline <(cat "$work/cmdline") --no-power \
     --sys-root "$work/root" --dev-root "$work/dev" --server-wait 10s --state-dir "$work/state" \
     "$@" > "$work/$log" 2>&1
   local rc=$?
@@ -157,7 +159,7 @@ t=$(new_task "{\"kind\":\"wipe_fast\",\"host_id\":$host,\"shutdown\":\"poweroff\
 cmdline_from_boot
 grep -q "shoal.task=$t " "$work/cmdline" && grep -q "shoal.kind=wipe_fast" "$work/cmdline" || fail "the boot script's task args: $(cat "$work/cmdline")"
 if agent refuse.log; then cat "$work/refuse.log"; fail "the agent guessed a disk"; fi
-grep -q "^shoal agent: disk choice: .*disk rule 'auto': 2 fixed disks; refusing to guess; candidates: .*/vda (virtio, 33.6 MB, no model, LAB-VDA-0001).*/nvme0n1 (nvme, 33.6 MB, QEMU NVMe Ctrl, NVME-SERIAL-7)" "$work/refuse.log" ||
+grep -q "^shoal agent: disk choice: .*disk rule 'auto': 2 fixed disks; refusing to guess; candidates: .*/nvme0n1 (nvme, 33.6 MB, QEMU NVMe Ctrl, NVME-SERIAL-7).*/sda (usb, 30.7 MB, no model, no serial) removable.*/vda (virtio, 33.6 MB, no model, LAB-VDA-0001)" "$work/refuse.log" ||
   { cat "$work/refuse.log"; fail "no refusal listing the candidates"; }
 grep -q "^shoal agent: leaving the PC on (--no-power: would power off)" "$work/refuse.log" || { cat "$work/refuse.log"; fail "end line"; }
 [ "$(task_field "$t" "t['state']")" = failed ] || fail "task $t is not failed"
@@ -221,7 +223,66 @@ done_bytes=$(task_field "$t" "t['progress']['bytes_done']")
 [ "$done_bytes" -lt $((32 * mib)) ] || fail "the cancelled test read the whole disk"
 ok "a disk test on a slow disk, cancelled through the API after $done_bytes bytes: the agent stopped and said so"
 
-# --- 6. shoald unreachable
+# --- 6. capture and unicast deploy over HTTP (the "remote" part's /store routes)
+probe=$(hcurl -s -o /dev/null -w '%{http_code}' "$server/store/images/none/manifest" || true)
+if [ "$probe" = 404 ] && hcurl -s "$server/store/images/none/manifest" | grep -q "nothing at"; then
+  probe=none
+fi
+if [ "$probe" != none ] && command -v mkfs.ext4 >/dev/null && command -v e2fsck >/dev/null; then
+  # The master: a real ext4 with files, on a fresh disk behind the virtio name.
+  ref=$work/ref
+  mkdir -p "$ref/deep"
+  cp -r /usr/share/doc/bash "$ref/"
+  head -c 6000000 /dev/urandom > "$ref/random.bin"
+  seq 1 100000 > "$ref/deep/numbers.txt"
+  truncate -s 32M "$work/master.img"
+  echo 'start=2048, type=83' | sfdisk -q "$work/master.img"
+  mkfs.ext4 -q -F -d "$ref" -E offset=1048576 "$work/master.img" 28M
+  master=$(losetup --find --show "$work/master.img"); loops+=("$master")
+  rm "$work/dev/vda"; ln -s "$master" "$work/dev/vda"
+  image=$(api POST /images '{"name":"agent-lab","kind":"multi_partition_single_disk"}' |
+          py 'import json,sys; print(json.load(sys.stdin)["id"])') || fail "image record"
+  t=$(new_task "{\"kind\":\"capture\",\"host_id\":$host,\"image_id\":$image,\"disk\":\"virtio\"}") || fail "task"
+  cmdline_from_boot
+  grep -q "shoal.image=agent-lab" "$work/cmdline" || fail "no shoal.image= in the boot script"
+  agent capture.log || { cat "$work/capture.log"; fail "capture"; }
+  grep -q "^shoal agent: task $t complete: image agent-lab captured from $work/dev/vda" "$work/capture.log" || { cat "$work/capture.log"; fail "capture line"; }
+  [ "$(task_field "$t" "t['state']")" = complete ] || fail "capture task $t"
+  api GET "/images/$image" | py 'import json,sys; i=json.load(sys.stdin); assert i["size_bytes"] > 6000000, i' || fail "the image's record after capture"
+  ok "capture task: the master's disk captured to shoald over HTTP and published"
+
+  # Deploy it onto the NVMe disk (the throttled one is gone: the plain loop again).
+  rm -f "$work/dev/nvme0n1"; ln -s "$nvme" "$work/dev/nvme0n1"
+  t=$(new_task "{\"kind\":\"deploy\",\"host_id\":$host,\"image_id\":$image,\"disk\":\"nvme\"}") || fail "task"
+  cmdline_from_boot
+  agent deploy.log || { cat "$work/deploy.log"; fail "deploy"; }
+  grep -q "^shoal agent: task $t complete: image agent-lab written to $work/dev/nvme0n1 and verified" "$work/deploy.log" || { cat "$work/deploy.log"; fail "deploy line"; }
+  [ "$(task_field "$t" "t['state']")" = complete ] || fail "deploy task $t"
+  e2fsck -fn "$work/nvme.img?offset=1048576" > "$work/fsck.log" 2>&1 || { cat "$work/fsck.log"; fail "e2fsck of the deployed disk"; }
+  mkdir -p "$work/got"
+  debugfs -R "rdump / $work/got" "$work/nvme.img?offset=1048576" > /dev/null 2>&1
+  diff -r -x lost+found "$ref" "$work/got" > "$work/diff.log" 2>&1 || { head "$work/diff.log"; fail "the deployed files differ"; }
+  cmp "$ref/random.bin" "$work/got/random.bin" || fail "random.bin differs"
+  cmp "$ref/deep/numbers.txt" "$work/got/deep/numbers.txt" || fail "numbers.txt differs"
+  ok "deploy task: the image written to the NVMe disk over HTTP; e2fsck -fn clean, files identical"
+
+  # A disk smaller than the image needs: refused before a byte is written.
+  truncate -s 8M "$work/small.img"
+  python3 -c "import sys; open(sys.argv[1],'r+b').write(b'\xbb' * (8 << 20))" "$work/small.img"
+  small=$(losetup --find --show "$work/small.img"); loops+=("$small")
+  before_small=$(sha "$work/small.img")
+  t=$(new_task "{\"kind\":\"deploy\",\"host_id\":$host,\"image_id\":$image}") || fail "task"
+  cmdline_from_boot
+  if agent small.log --target "$small"; then cat "$work/small.log"; fail "a deploy to a too small disk succeeded"; fi
+  grep -q "^shoal agent: task $t failed: " "$work/small.log" || { cat "$work/small.log"; fail "no failure line"; }
+  [ "$(task_field "$t" "t['state']")" = failed ] || fail "task $t is not failed"
+  [ "$(sha "$work/small.img")" = "$before_small" ] || fail "the small disk was written"
+  ok "deploy to a disk smaller than the image: task failed ($(task_field "$t" "t['progress']['message']" | cut -c1-80)...), nothing written"
+else
+  echo "# capture/deploy skipped: shoald has no /store/images routes in this build"
+fi
+
+# --- 7. shoald unreachable
 printf 'kernel x shoal.server=http://10.77.0.99:8080 shoal.mac=%s shoal.mode=quickreg\n' "$mac" > "$work/cmdline"
 start=$(date +%s)
 set +e

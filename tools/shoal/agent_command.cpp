@@ -23,6 +23,7 @@
 #include <sstream>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -32,12 +33,14 @@
 #include "agent/disk_choice.h"
 #include "agent/disk_test.h"
 #include "agent/inventory.h"
+#include "agent/remote_image.h"
 #include "agent/wipe.h"
 #include "commands.h"
 #include "common/clock.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "deploy/run.h"
+#include "image/manifest.h"
 #include "ipxe/mac.h"
 #include "transfer_options.h"
 
@@ -171,7 +174,8 @@ struct task_context {
     std::int64_t task_id = 0;
     std::string kind;
     json task;  // GET /client/task's answer
-    std::string target;  // the disk or file chosen
+    std::string target;  // the disk or file chosen (the first of targets)
+    std::vector<std::string> targets;  // an all-disks image: every fixed disk, by name
     bool resume = false;  // the task was in progress before this boot (a power cut)
     agent::progress_reporter* reporter = nullptr;
     std::int64_t join_timeout_ns = 0;
@@ -253,7 +257,7 @@ outcome run_multicast(task_context& ctx) {
         rc.receiver.receiver_id = static_cast<std::uint32_t>(ctx.task_id);
         rc.receiver.key = std::move(*skey);
         rc.receiver.memory_bytes_max = ctx.memory_bytes;
-        rc.targets = {ctx.target};
+        rc.targets = ctx.targets;
         rc.resume = resume;
         rc.image_name = session.value("image", "");
         rc.join_timeout_ns = ctx.join_timeout_ns;
@@ -394,6 +398,107 @@ outcome run_disk_test(task_context& ctx) {
     return out;
 }
 
+// The image's kind as the store names it, for the engine.
+result<image::image_kind> engine_kind(const std::string& store_kind) {
+    if (store_kind == "single_disk_resizable") {
+        return image::image_kind::single_disk_resizable;
+    }
+    if (store_kind == "multi_partition_single_disk") {
+        return image::image_kind::multi_partition_single_disk;
+    }
+    if (store_kind == "multi_partition_all_disks") {
+        return image::image_kind::multi_partition_all_disks;
+    }
+    if (store_kind == "raw") {
+        return image::image_kind::raw;
+    }
+    return error::format(errc::invalid_argument, 0, "image kind '{:.40}' is not one this agent knows",
+                         store_kind);
+}
+
+agent::remote_server image_server(const task_context& ctx) {
+    agent::remote_server s;
+    s.base_url = ctx.client.server;
+    s.task_key = ctx.client.key;
+    return s;
+}
+
+std::string image_name(const task_context& ctx) {
+    if (ctx.task.contains("image") && ctx.task["image"].is_object()) {
+        return ctx.task["image"].value("name", ctx.options.image);
+    }
+    return ctx.options.image;
+}
+
+outcome run_capture(task_context& ctx) {
+    progress_sink sink(*ctx.reporter);
+    outcome out;
+    std::string name = image_name(ctx);
+    std::string store_kind = ctx.task.contains("image") ? ctx.task["image"].value("kind", "")
+                                                        : std::string();
+    auto kind = engine_kind(store_kind.empty() ? "single_disk_resizable" : store_kind);
+    if (!kind) {
+        out.message = kind.err().describe();
+        return out;
+    }
+    agent::remote_capture_options o;
+    o.image = name;
+    o.kind = *kind;
+    o.disks = ctx.targets;
+    o.cancel = ctx.reporter->cancel_flag();
+    o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
+        sink.update(total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0,
+                    static_cast<std::int64_t>(done), static_cast<std::int64_t>(total),
+                    fmt::format("capturing {} to {}: {} of {}", ctx.target, name,
+                                agent::human_size(done), agent::human_size(total)));
+    };
+    auto started = time::monotonic_ns();
+    auto r = agent::capture_to_server(image_server(ctx), o);
+    out.seconds = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    if (!r) {
+        out.cancelled = r.err().code() == errc::cancelled;
+        out.message = r.err().describe();
+        return out;
+    }
+    out.complete = true;
+    out.bytes = static_cast<std::int64_t>(r->uploaded_bytes);
+    out.message = fmt::format("image {} captured from {} and published: {} uploaded in {:.1f} s",
+                              name, ctx.target, agent::human_size(r->uploaded_bytes), out.seconds);
+    return out;
+}
+
+outcome run_deploy(task_context& ctx) {
+    progress_sink sink(*ctx.reporter);
+    outcome out;
+    std::string name = image_name(ctx);
+    agent::remote_deploy_options o;
+    o.image = name;
+    o.targets = ctx.targets;
+    o.resume = ctx.resume;
+    o.cancel = ctx.reporter->cancel_flag();
+    o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
+        sink.update(total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0,
+                    static_cast<std::int64_t>(done), static_cast<std::int64_t>(total),
+                    fmt::format("deploying {} to {}: {} of {}", name, ctx.target,
+                                agent::human_size(done), agent::human_size(total)));
+    };
+    auto started = time::monotonic_ns();
+    auto r = agent::deploy_from_server(image_server(ctx), o);
+    out.seconds = static_cast<double>(time::monotonic_ns() - started) / 1e9;
+    if (!r) {
+        out.cancelled = r.err().code() == errc::cancelled;
+        out.message = r.err().describe();
+        return out;
+    }
+    out.complete = true;
+    out.bytes = static_cast<std::int64_t>(r->downloaded_bytes);
+    out.message = fmt::format("image {} written to {} and verified in {:.1f} s ({} fetched{})",
+                              name, ctx.target, out.seconds,
+                              agent::human_size(r->downloaded_bytes),
+                              ctx.resume ? ", resumed" : "");
+    return out;
+}
+
 // The final word to shoald, tried for as long as server_wait allows.
 status report_final(const agent::client_config& c, const outcome& o) {
     agent::client_api api(c);
@@ -474,13 +579,17 @@ status merge_cmdline(agent_options& o, const std::map<std::string, std::string>&
 
 int run_agent(agent_options o) {
     if (!o.cmdline_file.empty()) {
-        auto text = read_file(o.cmdline_file, agent::cmdline_bytes_max + 1);
-        if (!text) {
-            say("cannot read %s: %s", o.cmdline_file.c_str(), text.err().describe().c_str());
+        // Read until the end, not by the file's size: /proc/cmdline stats as 0 bytes.
+        std::FILE* f = std::fopen(o.cmdline_file.c_str(), "rb");
+        if (f == nullptr) {
+            say("cannot read %s: %s", o.cmdline_file.c_str(), std::strerror(errno));
             return exit_usage;
         }
-        auto params = agent::parse_cmdline(std::string_view(
-            reinterpret_cast<const char*>(text->data()), text->size()));
+        std::string text(agent::cmdline_bytes_max + 1, '\0');
+        std::size_t got = std::fread(text.data(), 1, text.size(), f);
+        std::fclose(f);
+        text.resize(got);
+        auto params = agent::parse_cmdline(text);
         if (!params) {
             say("%s", params.err().describe().c_str());
             return exit_usage;
@@ -641,27 +750,43 @@ int run_agent(agent_options o) {
         return exit_debug_shell;
     }
 
-    // 3. The disk, for the kinds that touch one: --target, else the rule, else auto.
-    bool needs_disk = kind != "inventory";
-    if (needs_disk) {
+    // 3. The disk, for the kinds that touch one: --target, else the rule, else auto. An
+    // image of every disk goes to (or comes from) every fixed disk, in name order.
+    const bool all_disks = taken->contains("image") && (*taken)["image"].is_object() &&
+                           (*taken)["image"].value("kind", "") == "multi_partition_all_disks";
+    std::vector<agent::disk_info> disks = inv ? inv->disks : std::vector<agent::disk_info>{};
+    auto refuse_disk = [&](const error& e) {
+        say("disk choice: %s; candidates: %s", e.describe().c_str(),
+            agent::candidates(disks).c_str());
+        outcome f;
+        f.message = e.describe();
+        (void)report_final(client, f);
+        say("task %lld failed: %s", static_cast<long long>(task_id), f.message.c_str());
+        return finish(o, shutdown == "reboot" ? "none" : shutdown, exit_failed);
+    };
+    if (kind != "inventory") {
         if (!o.target.empty()) {
-            ctx.target = o.target;
+            ctx.targets = {o.target};
+        } else if (all_disks && (kind == "capture" || kind == "deploy" || kind == "multicast")) {
+            for (const auto& d : disks) {
+                if (!d.removable && !d.read_only && d.size_bytes > 0) {
+                    ctx.targets.push_back(d.dev_path);
+                }
+            }
+            if (ctx.targets.empty()) {
+                return refuse_disk(error(errc::not_found,
+                                         "an image of every disk, and this PC has no fixed disk"));
+            }
         } else {
             std::string rule = o.disk.empty() ? t.value("disk", "auto") : o.disk;
-            std::vector<agent::disk_info> disks = inv ? inv->disks : std::vector<agent::disk_info>{};
             auto d = agent::choose_disk(disks, rule);
             if (!d) {
-                say("disk choice: %s; candidates: %s", d.err().describe().c_str(),
-                    agent::candidates(disks).c_str());
-                outcome f;
-                f.message = d.err().describe();
-                (void)report_final(client, f);
-                say("task %lld failed: %s", static_cast<long long>(task_id), f.message.c_str());
-                return finish(o, shutdown == "reboot" ? "none" : shutdown, exit_failed);
+                return refuse_disk(d.err());
             }
-            ctx.target = d->dev_path;
+            ctx.targets = {d->dev_path};
             log::info("disk: {}", agent::describe(*d));
         }
+        ctx.target = ctx.targets.front();
     }
     say("task %lld %s started on %s%s", static_cast<long long>(task_id), kind.c_str(),
         ctx.target.empty() ? "-" : ctx.target.c_str(), ctx.resume ? " (resuming)" : "");
@@ -683,6 +808,10 @@ int run_agent(agent_options o) {
     outcome result;
     if (kind == "multicast") {
         result = run_multicast(ctx);
+    } else if (kind == "capture") {
+        result = run_capture(ctx);
+    } else if (kind == "deploy") {
+        result = run_deploy(ctx);
     } else if (kind == "wipe_fast") {
         result = run_wipe(ctx, agent::wipe_mode::fast);
     } else if (kind == "wipe_normal") {

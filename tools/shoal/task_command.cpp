@@ -20,6 +20,7 @@ struct task_options {
     std::string host;
     std::string image;
     std::string shutdown;
+    std::string disk;  // the agent's disk rule (docs/agent.md)
     bool wol = false;
     long long id = 0;
     std::string name;
@@ -54,6 +55,9 @@ bool task_fields(const task_options& o, nlohmann::json& body, const char* what) 
     }
     if (o.wol) {
         body["wol"] = true;
+    }
+    if (!o.disk.empty()) {
+        body["disk"] = o.disk;
     }
     return true;
 }
@@ -198,6 +202,9 @@ void add_task_command(CLI::App& app, command_set& commands) {
                      "disk_test, inventory, wol, debug")
         ->required();
     create->add_option("host", o->host, "the host's id, MAC or name")->required();
+    create->add_option("--disk", o->disk,
+                       "which disk: auto (default), nvme, sata, virtio, usb, largest, smallest, "
+                       "serial:X, /dev/X");
     task_template_options(create, *o);
     auto* cancel = task->add_subcommand("cancel", "cancel a task");
     cancel->add_option("id", o->id, "the task's id")->required();
