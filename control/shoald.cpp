@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
+#include "api/image_routes.h"
 #include "api/metrics.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -246,10 +247,15 @@ int run(const control::shoald_config& c) {
     api::api_config api_config;
     api_config.login_token_ttl_s = c.login_token_ttl_s;
     api_config.list_limit_max = c.list_limit_max;
+    api_config.image_store_dir = c.image_store_dir;
     api::add_api_routes(routes, std::move(deps), api_config);
 
+    http::server_config http_config = c.boot.http;
+    // Chunk uploads (/store/, image_routes.h) are up to 16 MiB; the JSON API keeps its bound.
+    http_config.body_size_max_by_prefix.emplace_back(std::string(api::image_routes_prefix),
+                                                     api::image_body_size_max);
     auto http_server = http::server::start(
-        c.boot.http,
+        http_config,
         api::instrumented(std::make_shared<const http::router>(std::move(routes)), counters));
     if (!http_server) {
         log::err("shoald: {}", http_server.err().describe());

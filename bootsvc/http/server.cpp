@@ -196,6 +196,7 @@ private:
     // What one connection accumulates across libmicrohttpd's calls for one request.
     struct connection_state {
         std::string body;
+        std::size_t body_size_max = 0;
         bool too_large = false;
     };
 
@@ -239,16 +240,23 @@ MHD_Result server::impl::on_access(void* cls, MHD_Connection* c, const char* url
         // First call: headers only. Refuse a declared body over the limit before reading it.
         state = new connection_state;
         *con_cls = state;
+        state->body_size_max = self->_config.body_size_max;
+        for (const auto& [prefix, size_max] : self->_config.body_size_max_by_prefix) {
+            if (std::string_view(url).starts_with(prefix)) {
+                state->body_size_max = size_max;
+                break;
+            }
+        }
         const char* length =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length != nullptr && std::strtoull(length, nullptr, 10) > self->_config.body_size_max) {
+        if (length != nullptr && std::strtoull(length, nullptr, 10) > state->body_size_max) {
             state->too_large = true;
         }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         if (!state->too_large) {
-            if (state->body.size() + *upload_data_size > self->_config.body_size_max) {
+            if (state->body.size() + *upload_data_size > state->body_size_max) {
                 state->too_large = true;
                 state->body.clear();
             } else {
@@ -261,7 +269,7 @@ MHD_Result server::impl::on_access(void* cls, MHD_Connection* c, const char* url
     method m = parse_method(verb);
     if (state->too_large) {
         auto r = response::error(
-            413, fmt::format("request body over {} bytes", self->_config.body_size_max));
+            413, fmt::format("request body over {} bytes", state->body_size_max));
         MHD_Response* out =
             MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
         MHD_add_response_header(out, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());

@@ -111,6 +111,9 @@ struct server_config {
     unsigned connections_max = 1024;       // more are refused at accept
     unsigned connection_timeout_s = 60;    // idle connections are closed after this
     std::size_t body_size_max = 1u << 20;  // larger request bodies get 413
+    // Paths under these prefixes may send bodies up to the size given instead (image chunk
+    // uploads: one chunk is up to 16 MiB), so the JSON API keeps its small bound.
+    std::vector<std::pair<std::string, std::size_t>> body_size_max_by_prefix;
 };
 
 class server {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/csv_import.h"
+#include "api/image_routes.h"
 #include "api/json_codec.h"
 #include "common/log.h"
 #include "ipxe/mac.h"
@@ -1328,6 +1329,7 @@ std::string_view bearer_token(std::string_view authorization) noexcept {
 
 void add_api_routes(http::router& routes, api_deps deps, api_config config) {
     SHOAL_ASSERT(deps.repo && deps.tasks && deps.counters);
+    add_image_routes(routes, deps.repo, {config.image_store_dir});
     auto svc = std::make_shared<api_service>(std::move(deps), std::move(config));
     for (method m : {method::get, method::post, method::put, method::patch, method::del}) {
         routes.add_prefix(m, std::string(api_prefix),
@@ -1353,7 +1355,8 @@ http::router instrumented(std::shared_ptr<const http::router> inner,
             auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();
-            if (out.status >= 400) {
+            // A HEAD answered 404 is how a client asks "do you have it" (image chunks).
+            if (out.status >= 400 && !(r.verb() == method::head && out.status == 404)) {
                 log::warn(
                     "http request remote={} method={} path={} status={} duration_us={} "
                     "body={:.200}",

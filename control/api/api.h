@@ -28,6 +28,8 @@ struct api_config {
     std::int64_t list_limit_max = store::page::limit_max;
     // Where the client OS fetches image manifests and chunks ("" : this server's /images/).
     std::string images_url;
+    // The chunk store behind the /store/ routes (image_routes.h); "" : no such routes.
+    std::string image_store_dir;
 };
 
 struct api_deps {
