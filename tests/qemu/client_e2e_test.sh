@@ -137,7 +137,7 @@ ok "shoald serves DHCP, TFTP, HTTP and the API at $server"
 
 mac_of() { printf '52:54:00:e2:e0:%02x' "$1"; }
 # Starts VM N in the background (its pid in vm_pid[N]); boot: n (network) or c (its disk).
-declare -A vm_pid vm_t0 vm_t1
+declare -A vm_pid vm_t0 vm_t1 vm_log
 start_vm() {  # N DISK BOOT LOGNAME
   local n=$1 disk=$2 boot=$3 log=$4
   vm_t0[$n]=$(now)
@@ -149,11 +149,15 @@ start_vm() {  # N DISK BOOT LOGNAME
     -device "virtio-net-pci,netdev=n0,mac=$(mac_of "$n")" -boot "$boot" \
     > "$work/$log.qemu.log" 2>&1 &
   vm_pid[$n]=$!
+  vm_log[$n]=$log
+  # When it powers off, whichever order they end in (wait_vm waits in VM order).
+  (while kill -0 "${vm_pid[$n]}" 2>/dev/null; do sleep 0.5; done; now > "$work/$log.end") &
   vm_pids+=("${vm_pid[$n]}")
 }
 wait_vm() {  # N: waits for it to power off; records the time
   wait "${vm_pid[$1]}" || true
-  vm_t1[$1]=$(now)
+  for _ in $(seq 20); do [ -s "$work/${vm_log[$1]}.end" ] && break; sleep 0.5; done
+  vm_t1[$1]=$(cat "$work/${vm_log[$1]}.end" 2>/dev/null || now)
 }
 host_json() {  # MAC -> the host's record, or nothing
   api GET "/hosts?limit=100" | python3 -c '
