@@ -214,7 +214,6 @@ int run(const control::shoald_config& c) {
     }
     ipxe::add_boot_routes(routes, boot_tasks, c.boot.ipxe);
     serve_dir(routes, c.clientos_dir, "/clientos/", "the client OS");
-    serve_dir(routes, c.image_store_dir, "/images/", "the image store");
     serve_dir(routes, c.web_dir, "/ui/", "the web console");
     routes.add(http::method::get, "/", [](const http::request&) {
         auto r = http::response::text(302, "the web console is at /ui/\n");

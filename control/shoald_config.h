@@ -21,7 +21,7 @@ struct shoald_config {
     // conninfo ("host=/run/postgresql dbname=shoal"); for PostgreSQL (libpq's
     // URI form; the password preferably in ~/.pgpass or $PGPASSWORD).
     std::string store_url = "sqlite:///var/lib/shoal/shoald.db";
-    // The engine's chunk store, where images live (served read-only at /images/).
+    // The engine's chunk store, where images live (served to task keys and tokens at /store/, image_routes.h).
     std::string image_store_dir = "/srv/shoal/images";
     // The client OS kernel and initramfs (tools/mkclientos), served at /clientos/.
     std::string clientos_dir = "/srv/shoal/http/clientos";

@@ -1145,7 +1145,7 @@ response api_service::client_task(const request& r) {
         if (!i) {
             return from_error(i.err());
         }
-        std::string base = _config.images_url.empty() ? "/images" : _config.images_url;
+        std::string base = _config.images_url.empty() ? "/store" : _config.images_url;
         j["image"] = {{"id", i->id},
                       {"name", i->name},
                       {"kind", store::to_string(i->kind)},

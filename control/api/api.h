@@ -26,7 +26,7 @@ namespace shoal::api {
 struct api_config {
     std::uint32_t login_token_ttl_s = 12 * 3600;
     std::int64_t list_limit_max = store::page::limit_max;
-    // Where the client OS fetches image manifests and chunks ("" : this server's /images/).
+    // Where the client OS fetches image manifests and chunks ("" : this server's /store/, image_routes.h).
     std::string images_url;
     // The chunk store behind the /store/ routes (image_routes.h); "" : no such routes.
     std::string image_store_dir;

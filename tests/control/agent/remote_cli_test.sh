@@ -69,6 +69,13 @@ used=$(json 'd["used_bytes"]' < "$W/cap.json")
 [ -f "$W/images/images/lab.manifest" ] || fail "no manifest in shoald's store"
 ok "captured to shoald: $used used bytes"
 
+# The store is reachable over HTTP only through /store/ with credentials.
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/images/images/lab.manifest")
+[ "$code" = 404 ] || fail "the store's manifest served without credentials at /images/ (HTTP $code)"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/store/images/lab/manifest")
+[ "$code" = 401 ] || fail "/store/ manifest without credentials: HTTP $code, not 401"
+ok "the store is not served without credentials (/images/ 404, /store/ 401)"
+
 row=$(curl -fs -H "Authorization: Bearer $token" "$base/api/v1/images?limit=10")
 [ "$(echo "$row" | json '[i for i in d["items"] if i["name"]=="lab"][0]["size_bytes"]')" = "$used" ] \
   || fail "image row: $row"
