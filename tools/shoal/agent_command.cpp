@@ -202,6 +202,13 @@ public:
             say("progress %.0f%% %s", percent, message.c_str());
         }
     }
+    // Progress in bytes; `empty_percent` is what a zero total counts as.
+    void update_bytes(std::uint64_t done, std::uint64_t total, std::string message,
+                      double empty_percent) {
+        update(
+            total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : empty_percent,
+            static_cast<std::int64_t>(done), static_cast<std::int64_t>(total), std::move(message));
+    }
 
 private:
     agent::progress_reporter& _reporter;
@@ -315,13 +322,11 @@ outcome run_wipe(task_context& ctx, agent::wipe_mode mode) {
     o.mode = mode;
     o.cancel = ctx.reporter->cancel_flag();
     o.on_progress = [&](const agent::wipe_progress& p) {
-        sink.update(
-            p.bytes_total
-                ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total)
-                : 100.0,
-            static_cast<std::int64_t>(p.bytes_done), static_cast<std::int64_t>(p.bytes_total),
+        sink.update_bytes(
+            p.bytes_done, p.bytes_total,
             fmt::format("wiping {}: {} of {}", ctx.target, agent::human_size(p.bytes_done),
-                        agent::human_size(p.bytes_total)));
+                        agent::human_size(p.bytes_total)),
+            100.0);
     };
     auto started = time::monotonic_ns();
     auto r = agent::wipe_disk(ctx.target, o);
@@ -356,14 +361,11 @@ outcome run_disk_test(task_context& ctx) {
     o.cancel = ctx.reporter->cancel_flag();
     o.throttle_Bps = ctx.options.throttle_Bps;
     o.on_progress = [&](const agent::disk_test_progress& p) {
-        sink.update(
-            p.bytes_total
-                ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total)
-                : 100.0,
-            static_cast<std::int64_t>(p.bytes_done), static_cast<std::int64_t>(p.bytes_total),
-            fmt::format("reading {}: {} of {}, {} unreadable", ctx.target,
-                        agent::human_size(p.bytes_done), agent::human_size(p.bytes_total),
-                        p.bad_bytes));
+        sink.update_bytes(p.bytes_done, p.bytes_total,
+                          fmt::format("reading {}: {} of {}, {} unreadable", ctx.target,
+                                      agent::human_size(p.bytes_done),
+                                      agent::human_size(p.bytes_total), p.bad_bytes),
+                          100.0);
     };
     auto started = time::monotonic_ns();
     auto r = agent::test_disk(ctx.target, o);
@@ -447,10 +449,10 @@ outcome run_capture(task_context& ctx) {
     o.disks = ctx.targets;
     o.cancel = ctx.reporter->cancel_flag();
     o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
-        sink.update(total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0,
-                    static_cast<std::int64_t>(done), static_cast<std::int64_t>(total),
-                    fmt::format("capturing {} to {}: {} of {}", ctx.target, name,
-                                agent::human_size(done), agent::human_size(total)));
+        sink.update_bytes(done, total,
+                          fmt::format("capturing {} to {}: {} of {}", ctx.target, name,
+                                      agent::human_size(done), agent::human_size(total)),
+                          0.0);
     };
     auto started = time::monotonic_ns();
     auto r = agent::capture_to_server(image_server(ctx), o);
@@ -477,10 +479,10 @@ outcome run_deploy(task_context& ctx) {
     o.resume = ctx.resume;
     o.cancel = ctx.reporter->cancel_flag();
     o.on_progress = [&](std::uint64_t done, std::uint64_t total) {
-        sink.update(total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0,
-                    static_cast<std::int64_t>(done), static_cast<std::int64_t>(total),
-                    fmt::format("deploying {} to {}: {} of {}", name, ctx.target,
-                                agent::human_size(done), agent::human_size(total)));
+        sink.update_bytes(done, total,
+                          fmt::format("deploying {} to {}: {} of {}", name, ctx.target,
+                                      agent::human_size(done), agent::human_size(total)),
+                          0.0);
     };
     auto started = time::monotonic_ns();
     auto r = agent::deploy_from_server(image_server(ctx), o);
