@@ -106,6 +106,7 @@ private:
     response get_manifest(const request& r, std::string_view name);
     response put_manifest(const request& r, std::string_view name);
     response get_chunk(const request& r, std::string_view hex);
+    response get_file(const std::string& relative_path, const std::string& what);
     response put_chunk(const request& r, std::string_view name, std::string_view hex);
     result<std::unique_ptr<image::chunk_store>> open_store() const;
 
@@ -152,8 +153,8 @@ std::optional<response> image_service::authorize(const request& r, std::string_v
             return from_error(t.err());
         }
         if (store::is_final(t->state)) {
-            return refuse(403, fmt::format("task {} is {}: its key no longer reaches images",
-                                           t->id, store::to_string(t->state)));
+            return refuse(403, fmt::format("task {} is {}: its key no longer reaches images", t->id,
+                                           store::to_string(t->state)));
         }
         const bool reads = t->kind == store::task_kind::deploy ||
                            t->kind == store::task_kind::multicast ||
@@ -171,12 +172,13 @@ std::optional<response> image_service::authorize(const request& r, std::string_v
             return from_error(img.err());
         }
         if (img->name != name) {
-            return refuse(403, fmt::format("task {} is for image {}, not {}", t->id, img->name,
-                                           name));
+            return refuse(403,
+                          fmt::format("task {} is for image {}, not {}", t->id, img->name, name));
         }
     } else {
-        return refuse(401, "credentials are required: Authorization: Bearer <token>, or the "
-                           "task's X-Shoal-Task-Key");
+        return refuse(401,
+                      "credentials are required: Authorization: Bearer <token>, or the "
+                      "task's X-Shoal-Task-Key");
     }
     if (a == access::write) {
         auto img = _repo->get_image_by_name(name);
@@ -208,13 +210,14 @@ response image_service::handle(const request& r) {
     const bool manifest_path = parts.size() == 2 && parts[1] == "manifest";
     const bool chunk_path = parts.size() == 3 && parts[1] == "chunks";
     if (!manifest_path && !chunk_path) {
-        return refuse(404, "not an image store path: /store/images/NAME/manifest or "
-                           "/store/images/NAME/chunks/SHA256");
+        return refuse(404,
+                      "not an image store path: /store/images/NAME/manifest or "
+                      "/store/images/NAME/chunks/SHA256");
     }
     const std::string_view name = parts[0];
     if (auto st = image::check_image_name(name); !st) {
-        return refuse(400, fmt::format("\"{:.100}\" is not an image name: {}", name,
-                                       st.err().context()));
+        return refuse(
+            400, fmt::format("\"{:.100}\" is not an image name: {}", name, st.err().context()));
     }
     if (chunk_path) {
         auto d = image::digest_from_hex(parts[2]);
@@ -235,25 +238,17 @@ response image_service::handle(const request& r) {
 }
 
 response image_service::get_manifest(const request&, std::string_view name) {
-    auto store = open_store();  // makes the store on first use, waits out a sweep
-    if (!store) {
-        return from_error(store.err());
-    }
-    auto root = bootsvc::root_dir::open((*store)->path());
-    if (!root) {
-        return from_error(root.err());
-    }
-    auto f = root->open_file(fmt::format("images/{}.manifest", name));
-    if (!f) {
-        if (f.err().code() == errc::not_found) {
-            return refuse(404, fmt::format("no image {} in the store", name));
-        }
-        return from_error(f.err());
-    }
-    return response::from_file(std::move(*f), "application/octet-stream");
+    return get_file(fmt::format("images/{}.manifest", name), fmt::format("image {}", name));
 }
 
 response image_service::get_chunk(const request&, std::string_view hex) {
+    return get_file(fmt::format("chunks/{}/{}/{}", hex.substr(0, 2), hex.substr(2, 2), hex),
+                    fmt::format("chunk {}", hex));
+}
+
+// A file of the store, opened below its root only (the name's checks already refused
+// anything that could climb out); `what` names it in the 404.
+response image_service::get_file(const std::string& relative_path, const std::string& what) {
     auto store = open_store();  // makes the store on first use, waits out a sweep
     if (!store) {
         return from_error(store.err());
@@ -262,10 +257,10 @@ response image_service::get_chunk(const request&, std::string_view hex) {
     if (!root) {
         return from_error(root.err());
     }
-    auto f = root->open_file(fmt::format("chunks/{}/{}/{}", hex.substr(0, 2), hex.substr(2, 2), hex));
+    auto f = root->open_file(relative_path);
     if (!f) {
         if (f.err().code() == errc::not_found) {
-            return refuse(404, fmt::format("no chunk {} in the store", hex));
+            return refuse(404, fmt::format("no {} in the store", what));
         }
         return from_error(f.err());
     }
@@ -284,8 +279,8 @@ response image_service::put_chunk(const request& r, std::string_view name, std::
                                            body.size());
     const image::sha256_digest got = image::sha256_of(bytes);
     if (image::to_hex(got) != hex) {
-        log::warn("store routes: image {}: chunk {} uploaded from {} hashes to {}: refused",
-                  name, hex, r.remote_address(), image::to_hex(got));
+        log::warn("store routes: image {}: chunk {} uploaded from {} hashes to {}: refused", name,
+                  hex, r.remote_address(), image::to_hex(got));
         return refuse(400, fmt::format("chunk {}: the body's SHA-256 is {}: damaged on the "
                                        "way? nothing stored, send it again",
                                        hex, image::to_hex(got)));
@@ -306,8 +301,8 @@ response image_service::put_chunk(const request& r, std::string_view name, std::
 response image_service::put_manifest(const request& r, std::string_view name) {
     const std::string_view body = r.body();
     const std::string what = fmt::format("the manifest sent for image {}", name);
-    auto m = image::decode_manifest(
-        {reinterpret_cast<const std::byte*>(body.data()), body.size()}, what);
+    auto m = image::decode_manifest({reinterpret_cast<const std::byte*>(body.data()), body.size()},
+                                    what);
     if (!m) {
         return from_error(m.err());
     }
@@ -360,7 +355,8 @@ response image_service::put_manifest(const request& r, std::string_view name) {
     }
     row.size_bytes = static_cast<std::int64_t>(m->used_bytes());
     row.disks = disks_json(*m);
-    auto saved = existing ? _repo->update_image(std::move(row)) : _repo->create_image(std::move(row));
+    auto saved =
+        existing ? _repo->update_image(std::move(row)) : _repo->create_image(std::move(row));
     if (!saved) {
         log::warn("store routes: image {} published to the store, but its record: {}", name,
                   saved.err().describe());
